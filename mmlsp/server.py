@@ -1,0 +1,241 @@
+"""The LSP feature table: each handler hands its request to a feature module.
+
+State kept here is only what ties requests together: settings, the engine host,
+the syntax mirror of open documents, the in-flight completion per document, and the
+pending diagnostics publish per document.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import uuid
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from mmlsp import __version__
+from mmlsp.config import Settings, merge
+from mmlsp.documents import SyntaxStore
+from mmlsp.engine import EngineError, EngineHost, LoadSpec, Status
+from mmlsp.features.completion import completion_items, inline_items, suggest, valid_position
+from mmlsp.features.diagnostics import syntax_diagnostics
+
+log = logging.getLogger(__name__)
+
+STATUS_REQUEST = "mmlsp/status"
+_LOG_TYPES = {
+    logging.ERROR: types.MessageType.Error,
+    logging.WARNING: types.MessageType.Warning,
+    logging.INFO: types.MessageType.Info,
+    logging.DEBUG: types.MessageType.Log,
+}
+
+
+class ClientLogHandler(logging.Handler):
+    """Forwards mmlsp's log records to the editor as ``window/logMessage``."""
+
+    def __init__(self, server: MmlspServer) -> None:
+        super().__init__()
+        self.server = server
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = max((lvl for lvl in _LOG_TYPES if lvl <= record.levelno), default=logging.DEBUG)
+        params = types.LogMessageParams(type=_LOG_TYPES[level], message=self.format(record))
+        self.server._call_in_loop(self.server.window_log_message, params)
+
+
+class MmlspServer(LanguageServer):
+    def __init__(self, settings: Settings, host: EngineHost | None = None) -> None:
+        super().__init__("mmlsp", __version__)
+        self.settings = settings
+        self.host = host or EngineHost()
+        self.syntax = SyntaxStore(settings.max_file_bytes)
+        self.inflight: dict[str, threading.Event] = {}
+        self.pending_diagnostics: dict[str, asyncio.TimerHandle] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.init_errors: list[str] = []
+
+    # -- messages -------------------------------------------------------------
+    def notify_user(self, message: str, level: int = logging.ERROR) -> None:
+        """Show once in the editor and log; safe to call from any thread."""
+        log.log(level, message)
+        params = types.ShowMessageParams(type=_LOG_TYPES[level], message=f"mmlsp: {message}")
+        self._call_in_loop(self.window_show_message, params)
+
+    def _call_in_loop(self, fn: Any, *args: Any) -> None:
+        if self.loop is not None and self.loop.is_running():
+            self.loop.call_soon_threadsafe(fn, *args)
+
+    # -- settings and model -----------------------------------------------------
+    def apply_settings(self, raw: Any) -> None:
+        settings, errors = merge(self.settings, raw)
+        for error in errors:
+            self.notify_user(f"setting {error}", logging.WARNING)
+        self.settings = settings
+        self.syntax.max_bytes = settings.max_file_bytes
+        logging.getLogger("mmlsp").setLevel(settings.log_level.upper())
+        self.load_model()
+
+    def load_model(self) -> None:
+        s = self.settings
+        spec = LoadSpec(s.model, s.device, s.fim_template, s.cache_dir)
+        token = f"mmlsp-load-{uuid.uuid4()}"
+        progress_ok = bool(
+            self.client_capabilities.window and self.client_capabilities.window.work_done_progress
+        )
+
+        def progress(message: str, percentage: int | None) -> None:
+            log.info("model: %s", message)
+            if progress_ok:
+                report = types.WorkDoneProgressReport(message=message, percentage=percentage)
+                self._call_in_loop(self.work_done_progress.report, token, report)
+
+        def done(status: Status) -> None:
+            if progress_ok:
+                end = types.WorkDoneProgressEnd(message=status.message)
+                self._call_in_loop(self.work_done_progress.end, token, end)
+            if status.state == "failed":
+                self.notify_user(f"model {status.model!r} failed to load: {status.message}")
+            else:
+                log.info(
+                    "model %s ready on %s (%s, template %s) in %ss",
+                    status.model,
+                    status.device,
+                    status.dtype,
+                    status.template,
+                    status.load_seconds,
+                )
+
+        if not self.host.load(spec, progress, done):
+            return
+        if progress_ok:
+            begin = types.WorkDoneProgressBegin(
+                title="mmlsp: loading model", message=s.model, percentage=0, cancellable=False
+            )
+            self.work_done_progress.create(token)
+            self.work_done_progress.begin(token, begin)
+
+    # -- diagnostics --------------------------------------------------------------
+    def publish_syntax(self, uri: str) -> None:
+        self.pending_diagnostics.pop(uri, None)
+        if uri not in self.workspace.text_documents:
+            return
+        diagnostics = syntax_diagnostics(self.syntax.get(uri))
+        self.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
+        )
+
+    def schedule_syntax(self, uri: str) -> None:
+        if (handle := self.pending_diagnostics.pop(uri, None)) is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        delay = self.settings.diagnostics_debounce_ms / 1000
+        self.pending_diagnostics[uri] = loop.call_later(delay, self.publish_syntax, uri)
+
+    # -- completion ---------------------------------------------------------------
+    async def suggestion_at(self, uri: str, position: types.Position):
+        """The newest request for a document supersedes the one before it."""
+        document = self.workspace.text_documents.get(uri)
+        if document is None or not valid_position(document.source, position):
+            log.debug("no completion: unknown document or stale position %s", position)
+            return None
+        if (previous := self.inflight.pop(uri, None)) is not None:
+            previous.set()
+        cancel = threading.Event()
+        self.inflight[uri] = cancel
+        try:
+            return await suggest(document.source, position, self.settings, self.host, cancel)
+        except EngineError as exc:
+            log.debug("no completion: %s", exc)
+            return None
+        finally:
+            cancel.set()  # also stops generation when the request itself is cancelled
+            if self.inflight.get(uri) is cancel:
+                del self.inflight[uri]
+
+
+def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspServer:
+    ls = MmlspServer(settings, host)
+    logging.getLogger("mmlsp").addHandler(ClientLogHandler(ls))
+
+    @ls.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        ls.loop = asyncio.get_running_loop()
+        settings, errors = merge(ls.settings, params.initialization_options)
+        ls.settings = settings
+        ls.syntax.max_bytes = settings.max_file_bytes
+        ls.init_errors = errors
+
+    @ls.feature(types.INITIALIZED)
+    def initialized(_params: types.InitializedParams) -> None:
+        for error in ls.init_errors:
+            ls.notify_user(f"setting {error}", logging.WARNING)
+        ls.load_model()
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+        raw = params.settings
+        if raw is None:  # pull-model clients send null and expect us to ask
+            try:
+                items = [types.ConfigurationItem(section="mmlsp")]
+                result = await ls.workspace_configuration_async(
+                    types.ConfigurationParams(items=items)
+                )
+                raw = result[0] if result else None
+            except Exception as exc:  # the client may not support workspace/configuration
+                log.debug("workspace/configuration failed: %s", exc)
+                return
+        ls.apply_settings(raw)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        doc = params.text_document
+        ls.syntax.open(doc.uri, doc.language_id, ls.workspace.get_text_document(doc.uri).source)
+        ls.publish_syntax(doc.uri)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        if (pending := ls.inflight.get(uri)) is not None:
+            pending.set()  # the text it was computed for is gone
+        text = ls.workspace.get_text_document(uri).source
+        ls.syntax.change(uri, params.content_changes, text)
+        ls.schedule_syntax(uri)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.syntax.close(uri)
+        if (handle := ls.pending_diagnostics.pop(uri, None)) is not None:
+            handle.cancel()
+        ls.text_document_publish_diagnostics(
+            types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
+        )
+
+    @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(params: types.InlineCompletionParams):
+        suggestion = await ls.suggestion_at(params.text_document.uri, params.position)
+        return inline_items(suggestion, params.position)
+
+    @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
+    async def completion(params: types.CompletionParams):
+        suggestion = await ls.suggestion_at(params.text_document.uri, params.position)
+        return completion_items(suggestion, params.position)
+
+    @ls.feature(STATUS_REQUEST)
+    def status(_params: Any = None) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(ls.host.status),
+            "version": __version__,
+            "settings": ls.settings.to_dict(),
+        }
+
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(_params: Any = None) -> None:
+        ls.host.shutdown()
+
+    return ls

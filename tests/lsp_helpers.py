@@ -1,0 +1,119 @@
+"""Start the real ``mmlsp`` server as a subprocess and talk LSP to it (pytest-lsp)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+LOAD_TIMEOUT = 120.0
+
+
+def server_env(cache_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MMLSP_CACHE_DIR=str(cache_dir))
+    return env
+
+
+@asynccontextmanager
+async def lsp_session(
+    args: Sequence[str],
+    cache_dir: Path,
+    init_options: dict[str, Any] | None = None,
+    capabilities: types.ClientCapabilities | None = None,
+) -> AsyncIterator[LanguageClient]:
+    """A started and initialized client, shut down cleanly afterwards."""
+    config = ClientServerConfig(
+        server_command=[sys.executable, "-m", "mmlsp", *args], server_env=server_env(cache_dir)
+    )
+    client = await config.start()
+    try:
+        client.init_result = await client.initialize_session(
+            types.InitializeParams(
+                capabilities=capabilities or client_capabilities("visual-studio-code"),
+                initialization_options=init_options,
+            )
+        )
+        yield client
+        await asyncio.wait_for(client.shutdown_session(), 30)
+    finally:
+        await client.stop()
+
+
+async def status(client: LanguageClient) -> dict[str, Any]:
+    # pygls returns custom results as namedtuples.
+    result = await client.protocol.send_request_async("mmlsp/status", None)
+    return result._asdict()
+
+
+async def wait_for_state(
+    client: LanguageClient, states: tuple[str, ...] = ("ready", "failed"), model: str | None = None
+) -> dict[str, Any]:
+    """Poll the server's status until the model reaches one of ``states``."""
+    deadline = asyncio.get_running_loop().time() + LOAD_TIMEOUT
+    while True:
+        current = await status(client)
+        if current["state"] in states and (model is None or current["model"] == model):
+            return current
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"model never reached {states}: {current}")
+        await asyncio.sleep(0.05)
+
+
+def open_doc(client: LanguageClient, uri: str, text: str, language_id: str = "python") -> None:
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language_id, version=1, text=text
+            )
+        )
+    )
+
+
+def change_doc(
+    client: LanguageClient,
+    uri: str,
+    version: int,
+    text: str,
+    start: tuple[int, int],
+    end: tuple[int, int] | None = None,
+) -> None:
+    end = end or start
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangePartial(
+                    range=types.Range(types.Position(*start), types.Position(*end)), text=text
+                )
+            ],
+        )
+    )
+
+
+async def inline(client: LanguageClient, uri: str, line: int, character: int):
+    return await client.text_document_inline_completion_async(
+        types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri),
+            position=types.Position(line, character),
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic
+            ),
+        )
+    )
+
+
+async def wait_for_diagnostics(client: LanguageClient, uri: str, timeout: float = 10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while uri not in client.diagnostics:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no diagnostics for {uri}")
+        await asyncio.sleep(0.02)
+    return client.diagnostics[uri]

@@ -1,0 +1,279 @@
+"""FIM template detection from real (tiny) tokenizers, exact rendering, overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pytest
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+from mmlsp.prompts import (
+    TEMPLATE_NAMES,
+    FimTemplate,
+    build_prompt,
+    detect_template,
+    restrict_to_vocab,
+    template_by_name,
+)
+
+PREFIX = "def add(a, b):\n    "
+SUFFIX = "\n\nprint(add(1, 2))\n"
+
+QWEN_TOKENS = (
+    "<|endoftext|>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|fim_pad|>",
+    "<|repo_name|>",
+    "<|file_sep|>",
+    "<|im_start|>",
+    "<|im_end|>",
+)
+CODEGEMMA_TOKENS = (
+    "<pad>",
+    "<eos>",
+    "<bos>",
+    "<start_of_turn>",
+    "<end_of_turn>",
+    "<|fim_prefix|>",
+    "<|fim_middle|>",
+    "<|fim_suffix|>",
+    "<|file_separator|>",
+)
+STARCODER2_TOKENS = (
+    "<|endoftext|>",
+    "<fim_prefix>",
+    "<fim_middle>",
+    "<fim_suffix>",
+    "<fim_pad>",
+    "<repo_name>",
+    "<file_sep>",
+)
+STARCODER1_TOKENS = (
+    "<|endoftext|>",
+    "<fim_prefix>",
+    "<fim_middle>",
+    "<fim_suffix>",
+    "<fim_pad>",
+    "<filename>",
+    "<reponame>",
+)
+SANTACODER_TOKENS = ("<|endoftext|>", "<fim-prefix>", "<fim-middle>", "<fim-suffix>", "<fim-pad>")
+DEEPSEEK_TOKENS = (
+    "<｜begin▁of▁sentence｜>",
+    "<｜end▁of▁sentence｜>",
+    "<｜fim▁hole｜>",
+    "<｜fim▁begin｜>",
+    "<｜fim▁end｜>",
+    "<|EOT|>",
+)
+# CodeLlama keeps these in the sentencepiece vocab, spelled with the ▁ space.
+CODELLAMA_VOCAB = ("<s>", "</s>", "▁<PRE>", "▁<SUF>", "▁<MID>", "▁<EOT>")
+
+
+def make_tokenizer(
+    special: Iterable[str] = (), plain: Iterable[str] = ()
+) -> PreTrainedTokenizerFast:
+    """A word-level tokenizer: `plain` in the model vocab, `special` as added tokens."""
+    words = ["[UNK]", "def", "add", "print", *plain]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(list(special))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]")
+
+
+def vocab_of(tok: PreTrainedTokenizerFast) -> set[str]:
+    return set(tok.get_vocab())
+
+
+FAMILIES = [
+    pytest.param(
+        make_tokenizer(QWEN_TOKENS),
+        "qwen",
+        f"<|fim_prefix|>{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>",
+        ("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>"),
+        "<|file_sep|>",
+        id="qwen",
+    ),
+    pytest.param(
+        make_tokenizer(CODEGEMMA_TOKENS),
+        "codegemma",
+        f"<|fim_prefix|>{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>",
+        ("<|file_separator|>", "<eos>", "<end_of_turn>"),
+        "<|file_separator|>",
+        id="codegemma",
+    ),
+    pytest.param(
+        make_tokenizer(STARCODER2_TOKENS),
+        "starcoder",
+        f"<fim_prefix>{PREFIX}<fim_suffix>{SUFFIX}<fim_middle>",
+        ("<|endoftext|>", "<file_sep>"),
+        "<file_sep>",
+        id="starcoder2",
+    ),
+    pytest.param(
+        make_tokenizer(STARCODER1_TOKENS),
+        "starcoder",
+        f"<fim_prefix>{PREFIX}<fim_suffix>{SUFFIX}<fim_middle>",
+        ("<|endoftext|>",),
+        None,
+        id="starcoder1-no-file-sep",
+    ),
+    pytest.param(
+        make_tokenizer(SANTACODER_TOKENS),
+        "santacoder",
+        f"<fim-prefix>{PREFIX}<fim-suffix>{SUFFIX}<fim-middle>",
+        ("<|endoftext|>",),
+        None,
+        id="santacoder",
+    ),
+    pytest.param(
+        make_tokenizer(DEEPSEEK_TOKENS),
+        "deepseek",
+        f"<｜fim▁begin｜>{PREFIX}<｜fim▁hole｜>{SUFFIX}<｜fim▁end｜>",
+        ("<|EOT|>", "<｜end▁of▁sentence｜>"),
+        None,
+        id="deepseek",
+    ),
+    pytest.param(
+        make_tokenizer(plain=CODELLAMA_VOCAB),
+        "codellama",
+        f"<PRE> {PREFIX} <SUF>{SUFFIX} <MID>",
+        ("▁<EOT>",),
+        None,
+        id="codellama",
+    ),
+]
+
+
+@pytest.mark.parametrize(("tok", "name", "expected", "stops", "file_sep"), FAMILIES)
+def test_detects_family_and_renders_exact_prompt(
+    tok: PreTrainedTokenizerFast,
+    name: str,
+    expected: str,
+    stops: tuple[str, ...],
+    file_sep: str | None,
+) -> None:
+    template = detect_template(vocab_of(tok))
+    assert template is not None
+    assert template.name == name
+    assert template.render(PREFIX, SUFFIX) == expected
+    assert build_prompt(template, PREFIX, SUFFIX) == expected
+    assert template.stop == stops
+    assert template.file_sep == file_sep
+
+
+@pytest.mark.parametrize(
+    ("special", "markers"),
+    [
+        (QWEN_TOKENS, ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")),
+        (CODEGEMMA_TOKENS, ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")),
+        (STARCODER2_TOKENS, ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")),
+        (DEEPSEEK_TOKENS, ("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>")),
+    ],
+)
+def test_rendered_markers_tokenize_as_single_special_tokens(
+    special: tuple[str, ...], markers: tuple[str, str, str]
+) -> None:
+    tok = make_tokenizer(special)
+    template = detect_template(vocab_of(tok))
+    assert template is not None
+    tokens = tok.tokenize(template.render("def", "print"))
+    assert [t for t in tokens if t in markers] == list(markers)
+
+
+def test_qwen_and_codegemma_told_apart_both_ways() -> None:
+    # Same three markers; CodeGemma's separator must win, and its absence must give Qwen.
+    gemma = detect_template(vocab_of(make_tokenizer(CODEGEMMA_TOKENS)))
+    qwen = detect_template(vocab_of(make_tokenizer(QWEN_TOKENS)))
+    assert gemma is not None and gemma.name == "codegemma"
+    assert qwen is not None and qwen.name == "qwen"
+    bare = detect_template({"<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"})
+    assert bare is not None and bare.name == "qwen"
+    assert bare.stop == () and bare.file_sep is None
+
+
+def test_no_fim_tokens_means_prefix_only() -> None:
+    tok = make_tokenizer(("<|endoftext|>", "<|im_start|>", "<|im_end|>"), plain=("<PRE>",))
+    template = detect_template(vocab_of(tok))
+    assert template is None
+    assert build_prompt(template, PREFIX, SUFFIX) == PREFIX
+    assert detect_template(set()) is None
+
+
+def test_partial_marker_set_is_not_enough() -> None:
+    assert detect_template({"<|fim_prefix|>", "<|fim_suffix|>"}) is None
+    assert detect_template({"<fim_prefix>", "<fim_middle>"}) is None
+
+
+def test_codellama_markers_without_space_prefix_are_detected() -> None:
+    template = detect_template({"<PRE>", "<SUF>", "<MID>", "<EOT>"})
+    assert template is not None and template.name == "codellama"
+    assert template.stop == ("<EOT>",)
+
+
+def test_empty_prefix_and_suffix() -> None:
+    qwen = template_by_name("qwen")
+    assert qwen is not None
+    assert qwen.render("", "") == "<|fim_prefix|><|fim_suffix|><|fim_middle|>"
+    assert build_prompt(None, "", "tail") == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "header"),
+    [
+        ("qwen", "<|file_sep|>src/util.py\n"),
+        ("starcoder", "<file_sep>src/util.py\n"),
+        ("codegemma", "<|file_separator|>src/util.py\n"),
+        ("deepseek", None),
+        ("codellama", None),
+        ("santacoder", None),
+    ],
+)
+def test_render_file_header(name: str, header: str | None) -> None:
+    template = template_by_name(name)
+    assert template is not None
+    assert template.render_file_header("src/util.py") == header
+
+
+def test_template_by_name_covers_every_name() -> None:
+    for name in ("qwen", "codegemma", "starcoder", "deepseek", "codellama", "none"):
+        assert name in TEMPLATE_NAMES
+    for name in TEMPLATE_NAMES:
+        template = template_by_name(name)
+        if name == "none":
+            assert template is None
+        else:
+            assert isinstance(template, FimTemplate) and template.name == name
+
+
+def test_template_by_name_is_case_and_space_tolerant() -> None:
+    template = template_by_name(" Qwen ")
+    assert template is not None and template.name == "qwen"
+
+
+def test_override_keeps_full_stop_list_until_restricted() -> None:
+    codellama = template_by_name("codellama")
+    assert codellama is not None
+    assert codellama.stop == ("<EOT>", "▁<EOT>")
+    restricted = restrict_to_vocab(codellama, set(CODELLAMA_VOCAB))
+    assert restricted.stop == ("▁<EOT>",)
+    assert restricted.render("a", "b") == codellama.render("a", "b")
+
+
+def test_unknown_name_raises_listing_valid_names() -> None:
+    with pytest.raises(ValueError) as excinfo:
+        template_by_name("gpt4")
+    message = str(excinfo.value)
+    assert "gpt4" in message
+    for name in TEMPLATE_NAMES:
+        assert name in message
+
+
+def test_templates_are_immutable() -> None:
+    template = template_by_name("qwen")
+    assert template is not None
+    with pytest.raises(AttributeError):
+        template.name = "other"  # type: ignore[misc]
