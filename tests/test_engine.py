@@ -1,0 +1,89 @@
+"""The in-process engine and its host, on the tiny real model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from mmlsp.engine import EngineError, EngineHost, GenerationRequest, LoadSpec
+from mmlsp.engine.loading import resolve
+from mmlsp.prompts import build_prompt
+
+PROMPT_TEXT = "import os\nx = os.path."
+
+
+@pytest.fixture(scope="module")
+def host(tiny_model_dir, tmp_path_factory):
+    host = EngineHost()
+    host.load(LoadSpec(str(tiny_model_dir), "cpu", "auto", str(tmp_path_factory.mktemp("c"))))
+    status = host.wait_ready(120)
+    assert status.state == "ready", status
+    yield host
+    host.shutdown()
+
+
+def prompt(host) -> str:
+    return build_prompt(host.template, PROMPT_TEXT, "\n")
+
+
+def test_greedy_generation_is_deterministic(host):
+    first = host.engine.generate(GenerationRequest(prompt(host), 20))
+    second = host.engine.generate(GenerationRequest(prompt(host), 20))
+    assert first.text == second.text
+    assert first.generated_tokens <= 20
+    assert first.prompt_tokens > 0
+
+
+def test_cancellation_stops_within_one_token(host):
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def cancel_after_first_token(text: str) -> None:
+        seen.append(text)
+        cancel.set()  # as if the user typed: checked again before the next token
+        return None
+
+    result = host.engine.generate(
+        GenerationRequest(prompt(host), 200, stop_at=cancel_after_first_token, cancel=cancel)
+    )
+    assert result.finish_reason == "cancelled"
+    assert result.generated_tokens <= 2
+    assert len(seen) == 1
+
+
+def test_stop_callback_cuts_the_text(host):
+    full = host.engine.generate(GenerationRequest(prompt(host), 30))
+    assert len(full.text) > 3
+    result = host.engine.generate(
+        GenerationRequest(prompt(host), 30, stop_at=lambda text: 2 if len(text) >= 3 else None)
+    )
+    assert result.finish_reason == "stop"
+    assert result.text == full.text[:2]
+    assert result.generated_tokens < full.generated_tokens
+
+
+def test_expired_deadline_generates_nothing(host):
+    result = host.engine.generate(GenerationRequest(prompt(host), 30, deadline=0.0))
+    assert result.finish_reason == "deadline" and result.text == ""
+
+
+async def test_cancelling_the_awaiting_task_cancels_generation(host):
+    request = GenerationRequest(prompt(host), 2000, stop_at=lambda _t: None)
+    task = asyncio.ensure_future(host.generate(request))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert request.cancel.is_set()
+
+
+def test_resolve_errors_are_clear(tmp_path):
+    with pytest.raises(EngineError, match="GGUF file not found"):
+        resolve(str(tmp_path / "x.gguf"))
+    with pytest.raises(EngineError, match="no config.json"):
+        resolve(str(tmp_path))
+    with pytest.raises(EngineError, match="does not exist"):
+        resolve("./models/nope")
+    assert resolve("Qwen/Qwen2.5-Coder-1.5B").local is False
