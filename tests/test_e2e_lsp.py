@@ -162,3 +162,48 @@ async def test_close_clears_diagnostics(client):
             break
     assert not client.diagnostics[uri]
     assert not (await inline(client, uri, 0, 0)).items
+
+
+async def test_other_languages_get_completions(client):
+    uri = "file:///tmp/app.ts"
+    open_doc(client, uri, TYPING_DOC, language_id="typescript")
+    result = await inline(client, uri, 1, 12)
+    assert len(result.items) == 1 and result.items[0].insert_text.strip()
+
+
+async def test_cancel_request_stops_generation(client):
+    """A cancelled request answers with a cancel error and its generation never runs.
+
+    A first request keeps the single generation worker busy (about 64 tokens), so the
+    second is still queued when its $/cancelRequest arrives.
+    """
+    busy_uri, uri = "file:///tmp/busy.py", "file:///tmp/cancel.py"
+    open_doc(client, busy_uri, "import sys\nprint(")
+    open_doc(client, uri, TYPING_DOC)
+    before = await status(client)
+    busy = asyncio.ensure_future(inline(client, busy_uri, 1, 6))
+    params = types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(1, 12),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked
+        ),
+    )
+    pending = asyncio.ensure_future(
+        client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id="cancel-me"
+        )
+    )
+    await asyncio.sleep(0)  # let the request go out first
+    client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="cancel-me"))
+    with pytest.raises(Exception, match="cancel"):
+        await asyncio.wait_for(pending, 30)
+    assert (await asyncio.wait_for(busy, 30)).items
+    for _ in range(500):
+        current = await status(client)
+        if current["generations"] >= before["generations"] + 2:
+            break
+        await asyncio.sleep(0.01)
+    assert current["cancelled"] == before["cancelled"] + 1
+    assert current["last_finish_reason"] == "cancelled"
+    assert current["last_generated_tokens"] == 0

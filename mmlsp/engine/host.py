@@ -52,6 +52,10 @@ class Status:
     message: str = ""
     load_seconds: float | None = None
     last_latency_ms: float | None = None
+    last_finish_reason: str | None = None
+    last_generated_tokens: int | None = None
+    generations: int = 0
+    cancelled: int = 0
 
 
 class EngineHost:
@@ -150,13 +154,26 @@ class EngineHost:
             raise EngineError(f"model is not ready: {self.status.state} {self.status.message}")
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._worker, engine.generate, request)
+        future.add_done_callback(self._record)
         try:
-            result = await asyncio.shield(future)
+            return await asyncio.shield(future)
         except asyncio.CancelledError:
             request.cancel.set()
             raise
-        self.status.last_latency_ms = round(result.seconds * 1000, 1)
-        return result
+        except Exception as exc:  # a model that fails mid-generation must not fail the server
+            log.exception("generation failed")
+            raise EngineError(f"generation failed: {exc}") from exc
+
+    def _record(self, future: asyncio.Future[GenerationResult]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        result = future.result()
+        status = self.status
+        status.generations += 1
+        status.cancelled += result.finish_reason == "cancelled"
+        status.last_latency_ms = round(result.seconds * 1000, 1)
+        status.last_finish_reason = result.finish_reason
+        status.last_generated_tokens = result.generated_tokens
 
     def shutdown(self) -> None:
         self._worker.shutdown(wait=False, cancel_futures=True)
