@@ -1,21 +1,67 @@
-"""Syntax state of open documents, kept in step with the pygls workspace.
+"""Open documents: applying LSP content changes, and their syntax trees.
 
-pygls owns the text (it applies every ``didChange``); this store mirrors each change
-into a ``SyntaxDocument`` so the tree is edited incrementally rather than reparsed.
-If the two texts ever disagree (clients send odd ranges), the workspace text wins and
-the tree is rebuilt from it.
+The text lives in the pygls workspace, but changes are applied here with exact LSP
+semantics (UTF-16 columns, only \\n, \\r\\n and \\r break lines, out-of-range
+positions clamp, reversed ranges are swapped), where pygls would drop or misplace
+text. ``SyntaxStore`` mirrors each change into a ``SyntaxDocument`` so the tree is
+edited incrementally rather than reparsed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
 
 from lsprotocol import types
+from pygls.workspace import TextDocument, Workspace
 
+from mmlsp.positions import offset_at
 from mmlsp.syntax import SyntaxDocument, language_for
 
 log = logging.getLogger(__name__)
+
+
+def apply_change(text: str, change: types.TextDocumentContentChangeEvent) -> str:
+    """``text`` after one ``didChange`` content change."""
+    if not isinstance(change, types.TextDocumentContentChangePartial):
+        return change.text
+    start = offset_at(text, change.range.start.line, change.range.start.character)
+    end = offset_at(text, change.range.end.line, change.range.end.character)
+    start, end = min(start, end), max(start, end)
+    return text[:start] + change.text + text[end:]
+
+
+def apply_changes(text: str, changes: Sequence[types.TextDocumentContentChangeEvent]) -> str:
+    for change in changes:
+        text = apply_change(text, change)
+    return text
+
+
+def open_document(workspace: Workspace, uri: str) -> TextDocument | None:
+    """The document if the client opened it; None for unknown or closed URIs.
+
+    (``Workspace.get_text_document`` would instead invent one from disk.)
+    """
+    return workspace.text_documents.get(unquote(uri))
+
+
+def document_summary(
+    document: TextDocument | None, syntax: SyntaxDocument | None
+) -> dict[str, Any]:
+    """A fingerprint of a document's text, and whether its syntax tree matches it."""
+    if document is None:
+        return {"open": False}
+    data = document.source.encode("utf-8", "surrogatepass")
+    return {
+        "open": True,
+        "version": document.version,
+        "length": len(document.source),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "syntaxInSync": None if syntax is None else syntax.text == document.source,
+    }
 
 
 class SyntaxStore:

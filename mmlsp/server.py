@@ -15,11 +15,13 @@ import uuid
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from mmlsp import __version__
 from mmlsp.config import Settings, merge
-from mmlsp.documents import SyntaxStore
+from mmlsp.documents import SyntaxStore, apply_changes, document_summary, open_document
 from mmlsp.engine import EngineError, EngineHost, LoadSpec, Status
 from mmlsp.features.completion import completion_items, inline_items, suggest, valid_position
 from mmlsp.features.diagnostics import syntax_diagnostics
@@ -27,6 +29,7 @@ from mmlsp.features.diagnostics import syntax_diagnostics
 log = logging.getLogger(__name__)
 
 STATUS_REQUEST = "mmlsp/status"
+DOCUMENT_STATE_REQUEST = "mmlsp/documentState"
 _LOG_TYPES = {
     logging.ERROR: types.MessageType.Error,
     logging.WARNING: types.MessageType.Warning,
@@ -48,9 +51,28 @@ class ClientLogHandler(logging.Handler):
         self.server._call_in_loop(self.server.window_log_message, params)
 
 
+class MmlspProtocol(LanguageServerProtocol):
+    """pygls' protocol, with ``didChange`` applied by exact LSP rules (see documents.py)."""
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
+        document = open_document(self.workspace, params.text_document.uri)
+        if document is not None:
+            self.workspace.put_text_document(
+                types.TextDocumentItem(
+                    uri=document.uri,
+                    language_id=document.language_id or "",
+                    version=params.text_document.version,
+                    text=apply_changes(document.source, params.content_changes),
+                )
+            )
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+
 class MmlspServer(LanguageServer):
     def __init__(self, settings: Settings, host: EngineHost | None = None) -> None:
-        super().__init__("mmlsp", __version__)
+        super().__init__("mmlsp", __version__, protocol_cls=MmlspProtocol)
         self.settings = settings
         self.host = host or EngineHost()
         self.syntax = SyntaxStore(settings.max_file_bytes)
@@ -122,7 +144,7 @@ class MmlspServer(LanguageServer):
     # -- diagnostics --------------------------------------------------------------
     def publish_syntax(self, uri: str) -> None:
         self.pending_diagnostics.pop(uri, None)
-        if uri not in self.workspace.text_documents:
+        if open_document(self.workspace, uri) is None:
             return
         diagnostics = syntax_diagnostics(self.syntax.get(uri))
         self.text_document_publish_diagnostics(
@@ -139,7 +161,7 @@ class MmlspServer(LanguageServer):
     # -- completion ---------------------------------------------------------------
     async def suggestion_at(self, uri: str, position: types.Position):
         """The newest request for a document supersedes the one before it."""
-        document = self.workspace.text_documents.get(uri)
+        document = open_document(self.workspace, uri)
         if document is None or not valid_position(document.source, position):
             log.debug("no completion: unknown document or stale position %s", position)
             return None
@@ -194,7 +216,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
-        ls.syntax.open(doc.uri, doc.language_id, ls.workspace.get_text_document(doc.uri).source)
+        ls.syntax.open(doc.uri, doc.language_id, doc.text)
         ls.publish_syntax(doc.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
@@ -202,8 +224,9 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         uri = params.text_document.uri
         if (pending := ls.inflight.get(uri)) is not None:
             pending.set()  # the text it was computed for is gone
-        text = ls.workspace.get_text_document(uri).source
-        ls.syntax.change(uri, params.content_changes, text)
+        if (document := open_document(ls.workspace, uri)) is None:
+            return
+        ls.syntax.change(uri, params.content_changes, document.source)
         ls.schedule_syntax(uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
@@ -233,6 +256,14 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
             "version": __version__,
             "settings": ls.settings.to_dict(),
         }
+
+    @ls.feature(DOCUMENT_STATE_REQUEST)
+    def document_state(params: Any) -> dict[str, Any]:
+        """What the server holds for a document, so a client can verify it is in sync."""
+        uri = getattr(params, "uri", None)
+        if not isinstance(uri, str):
+            raise JsonRpcInvalidParams("expected {\"uri\": string}")
+        return document_summary(open_document(ls.workspace, uri), ls.syntax.get(uri))
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(_params: Any = None) -> None:
