@@ -1,0 +1,294 @@
+-- User commands: :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart,
+-- :MmlspToggle.
+--
+-- Explain and docstring are server commands (workspace/executeCommand), the
+-- contract with the server being:
+--
+--   command    "mmlsp.explain" | "mmlsp.addDocstring"
+--   arguments  { { textDocument = { uri = URI },
+--                  range = Range,        -- the selection, or empty at the cursor
+--                  position = Position } } -- the cursor
+--   result     mmlsp.explain: a Markdown string, a MarkupContent, or
+--              { contents = MarkupContent | string }; null when the server showed
+--              the explanation itself (window/showDocument or window/showMessage).
+--              mmlsp.addDocstring: null when the server applied the edit with
+--              workspace/applyEdit, or a WorkspaceEdit for the client to apply.
+--
+-- When the server does not list the command in executeCommandProvider, the
+-- command falls back to the server's code action whose title matches (for
+-- example "Add docstring", "Explain"), resolving it when needed.
+local compat = require("mmlsp.compat")
+local config = require("mmlsp.config")
+
+local api = vim.api
+
+local M = {}
+
+M.EXPLAIN = "mmlsp.explain"
+M.ADD_DOCSTRING = "mmlsp.addDocstring"
+
+local function notify(msg, level)
+  vim.notify("mmlsp: " .. msg, level or vim.log.levels.INFO)
+end
+
+local function client_for(bufnr)
+  local client = compat.clients("mmlsp", bufnr)[1]
+  if not client then
+    notify("no mmlsp server is attached to this buffer", vim.log.levels.WARN)
+  end
+  return client
+end
+
+local function lsp_position(bufnr, row, col, encoding)
+  local line = api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ""
+  return { line = row, character = compat.character(line, math.min(col, #line), encoding) }
+end
+
+--- The command's argument: the document, the cursor, and the selection. `range`
+--- is {line1, line2} (1-based, from a :command range) or nil for the cursor.
+function M.arguments(bufnr, encoding, range)
+  local cursor = api.nvim_win_get_cursor(0)
+  local position = lsp_position(bufnr, cursor[1] - 1, cursor[2], encoding)
+  local lsp_range = { start = position, ["end"] = position }
+  if range then
+    local first, last = range[1] - 1, range[2] - 1
+    local start_col, end_col = 0, nil
+    -- A charwise visual selection on the same lines narrows the range.
+    local vs, ve = api.nvim_buf_get_mark(bufnr, "<"), api.nvim_buf_get_mark(bufnr, ">")
+    if vs[1] - 1 == first and ve[1] - 1 == last and vim.fn.visualmode() == "v" then
+      start_col, end_col = vs[2], ve[2] + 1
+    end
+    local last_line = api.nvim_buf_get_lines(bufnr, last, last + 1, false)[1] or ""
+    end_col = math.min(end_col or #last_line, #last_line)
+    lsp_range = {
+      start = lsp_position(bufnr, first, start_col, encoding),
+      ["end"] = lsp_position(bufnr, last, end_col, encoding),
+    }
+  end
+  return { textDocument = { uri = vim.uri_from_bufnr(bufnr) }, range = lsp_range, position = position }
+end
+
+local function advertises(client, command)
+  local provider = (client.server_capabilities or {}).executeCommandProvider
+  return type(provider) == "table" and vim.tbl_contains(provider.commands or {}, command)
+end
+
+local function markdown_lines(result)
+  if type(result) == "table" and result.contents then
+    result = result.contents
+  end
+  if result == nil or result == vim.NIL then
+    return nil
+  end
+  local lines = vim.lsp.util.convert_input_to_markdown_lines(result)
+  while #lines > 0 and lines[#lines]:match("^%s*$") do
+    table.remove(lines)
+  end
+  return #lines > 0 and lines or nil
+end
+
+--- Shows Markdown lines in a float or a split (option explain_view).
+function M.show_markdown(lines, title)
+  if config.options.explain_view == "split" then
+    vim.cmd("botright new")
+    local buf = api.nvim_get_current_buf()
+    api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+    vim.bo[buf].buftype = "nofile"
+    vim.bo[buf].bufhidden = "wipe"
+    vim.bo[buf].swapfile = false
+    vim.bo[buf].filetype = "markdown"
+    pcall(api.nvim_buf_set_name, buf, title or "mmlsp://explain")
+    return buf
+  end
+  local buf = vim.lsp.util.open_floating_preview(lines, "markdown", { border = "rounded", focus_id = "mmlsp_explain" })
+  return buf
+end
+
+local function apply_edit(client, edit)
+  if type(edit) == "table" and (edit.changes or edit.documentChanges) then
+    vim.lsp.util.apply_workspace_edit(edit, client.offset_encoding or "utf-16")
+    return true
+  end
+  return false
+end
+
+local function execute(client, bufnr, command, args, on_result)
+  local params = { command = command, arguments = { args } }
+  compat.request(client, "workspace/executeCommand", params, function(err, result)
+    if err then
+      notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      return
+    end
+    on_result(result)
+  end, bufnr)
+end
+
+-- Runs the first mmlsp code action whose title matches `pattern`.
+local function run_code_action(client, bufnr, args, pattern, on_done)
+  local diagnostics = {}
+  for _, d in ipairs(vim.diagnostic.get(bufnr, { lnum = args.position.line })) do
+    local lsp = d.user_data and d.user_data.lsp
+    if not (type(lsp) == "table" and lsp.range and lsp.message) then
+      -- 0.7 keeps only some LSP fields: rebuild the diagnostic (byte columns).
+      lsp = {
+        range = {
+          start = { line = d.lnum, character = d.col },
+          ["end"] = { line = d.end_lnum or d.lnum, character = d.end_col or d.col },
+        },
+        severity = d.severity,
+        message = d.message,
+        source = d.source,
+        code = d.code,
+      }
+    end
+    table.insert(diagnostics, lsp)
+  end
+  local params = { textDocument = args.textDocument, range = args.range, context = { diagnostics = diagnostics } }
+  compat.request(client, "textDocument/codeAction", params, function(err, actions)
+    if err or type(actions) ~= "table" then
+      notify("code actions failed: " .. (err and err.message or "no result"), vim.log.levels.ERROR)
+      return
+    end
+    local chosen
+    for _, action in ipairs(actions) do
+      if type(action.title) == "string" and action.title:lower():find(pattern) then
+        chosen = action
+        break
+      end
+    end
+    if not chosen then
+      notify("no '" .. pattern .. "' action here", vim.log.levels.WARN)
+      return
+    end
+    local function finish(action)
+      apply_edit(client, action.edit)
+      local command = action.command
+      if type(command) == "table" and command.command then
+        execute(client, bufnr, command.command, (command.arguments or {})[1], function(result)
+          if on_done then
+            on_done(result)
+          end
+        end)
+      elseif on_done then
+        on_done(nil)
+      end
+    end
+    local provider = (client.server_capabilities or {}).codeActionProvider
+    local resolvable = type(provider) == "table" and provider.resolveProvider
+    if not chosen.edit and resolvable and chosen.data ~= nil then
+      compat.request(client, "codeAction/resolve", chosen, function(rerr, resolved)
+        if rerr then
+          notify("resolving the action failed: " .. (rerr.message or ""), vim.log.levels.ERROR)
+          return
+        end
+        finish(resolved or chosen)
+      end, bufnr)
+    else
+      finish(chosen)
+    end
+  end, bufnr)
+end
+
+local function run(command, pattern, range, on_result)
+  local bufnr = api.nvim_get_current_buf()
+  local client = client_for(bufnr)
+  if not client then
+    return
+  end
+  local args = M.arguments(bufnr, client.offset_encoding or "utf-16", range)
+  if advertises(client, command) then
+    execute(client, bufnr, command, args, function(result)
+      on_result(client, result)
+    end)
+    return
+  end
+  local provider = (client.server_capabilities or {}).codeActionProvider
+  if not provider then
+    notify("the server offers neither " .. command .. " nor code actions", vim.log.levels.WARN)
+    return
+  end
+  run_code_action(client, bufnr, args, pattern, function(result)
+    on_result(client, result)
+  end)
+end
+
+--- Explains the selection (`range` = {line1, line2}) or the code at the cursor.
+function M.explain(range)
+  run(M.EXPLAIN, "explain", range, function(_, result)
+    local lines = markdown_lines(result)
+    if lines then
+      M.show_markdown(lines, "mmlsp://explain")
+    end
+  end)
+end
+
+--- Adds (or updates) the docstring of the function or class at the cursor.
+function M.docstring(range)
+  run(M.ADD_DOCSTRING, "docstring", range, function(client, result)
+    apply_edit(client, result)
+  end)
+end
+
+--- Calls back with the server's mmlsp/status ({state, model, device, ...}), or
+--- prints it.
+function M.status(callback)
+  local bufnr = api.nvim_get_current_buf()
+  local client = compat.clients("mmlsp", bufnr)[1] or compat.clients("mmlsp")[1]
+  if not client then
+    if callback then
+      callback(nil, "not running")
+    else
+      notify("not running")
+    end
+    return
+  end
+  compat.request(client, "mmlsp/status", vim.NIL, function(err, result)
+    if callback then
+      callback(result, err and err.message)
+      return
+    end
+    if err or type(result) ~= "table" then
+      notify("status failed: " .. (err and err.message or "no result"), vim.log.levels.ERROR)
+      return
+    end
+    local parts = { "state " .. tostring(result.state), "model " .. tostring(result.model) }
+    if result.device and result.device ~= vim.NIL then
+      table.insert(parts, "device " .. tostring(result.device))
+    end
+    if result.message and result.message ~= vim.NIL and result.message ~= "" then
+      table.insert(parts, tostring(result.message))
+    end
+    notify(table.concat(parts, ", "))
+  end, bufnr)
+end
+
+local function range_of(args)
+  if args.range and args.range > 0 then
+    return { args.line1, args.line2 }
+  end
+  return nil
+end
+
+function M.create()
+  local create = api.nvim_create_user_command
+  create("MmlspExplain", function(args)
+    M.explain(range_of(args))
+  end, { range = true, desc = "mmlsp: explain the selection or the code at the cursor" })
+  create("MmlspDocstring", function(args)
+    M.docstring(range_of(args))
+  end, { range = true, desc = "mmlsp: add or update the docstring at the cursor" })
+  create("MmlspStatus", function()
+    M.status()
+  end, { desc = "mmlsp: show the model's state" })
+  create("MmlspRestart", function()
+    require("mmlsp").stop(true)
+  end, { desc = "mmlsp: restart the server" })
+  create("MmlspToggle", function(args)
+    local enabled = require("mmlsp.inline").toggle(nil, args.bang)
+    if enabled ~= nil then
+      notify("ghost text " .. (enabled and "on" or "off"))
+    end
+  end, { bang = true, desc = "mmlsp: toggle ghost text in this buffer (! for all)" })
+end
+
+return M

@@ -1,0 +1,87 @@
+-- Options of the Neovim client and their defaults (README.md lists them all).
+local M = {}
+
+M.defaults = {
+  -- Command that starts the server over stdio. nil: `mmlsp` when it is on PATH,
+  -- otherwise `python3 -m mmlsp`.
+  cmd = nil,
+  -- Extra environment for the server process.
+  cmd_env = nil,
+  -- Filetypes the server is started and attached for.
+  filetypes = { "python" },
+  -- Files or folders that mark a project root (the server's workspace folder).
+  root_markers = { "pyproject.toml", "setup.py", "setup.cfg", ".git" },
+  -- Server settings (camelCase keys as in the server's README), sent as
+  -- initializationOptions and answered to workspace/configuration.
+  settings = {},
+  -- Set to false to configure only the client side (ghost text, keymaps, commands)
+  -- when the server is started by nvim-lspconfig or vim.lsp.enable().
+  start_server = true,
+  -- Called as on_attach(client, bufnr) after mmlsp's own attach.
+  on_attach = nil,
+  -- Extra client capabilities merged over Neovim's defaults.
+  capabilities = nil,
+  -- Create :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart, :MmlspToggle.
+  commands = true,
+  inline = {
+    -- Show inline completions as ghost text.
+    enabled = true,
+    -- Ask automatically while typing in insert mode (otherwise only on keymaps.trigger).
+    auto_trigger = true,
+    -- Wait this long after the last keystroke before asking the server.
+    debounce_ms = 150,
+    -- Highlight group of the ghost text (linked to Comment unless you define it).
+    hl_group = "MmlspGhostText",
+    -- Do not ask while the completion popup menu is visible.
+    hide_during_completion = false,
+  },
+  -- Insert-mode keys (buffer-local, only in attached buffers). false disables one.
+  -- accept falls through to the key's previous meaning when no suggestion is shown.
+  keymaps = {
+    accept = "<Tab>",
+    accept_word = "<M-Right>",
+    accept_line = "<M-C-Right>",
+    dismiss = "<C-]>",
+    trigger = "<M-\\>",
+  },
+  -- Where :MmlspExplain shows an explanation the server returns: "float" or "split".
+  explain_view = "float",
+}
+
+M.options = vim.deepcopy(M.defaults)
+
+local function default_cmd()
+  if vim.fn.executable("mmlsp") == 1 then
+    return { "mmlsp" }
+  end
+  local python = vim.fn.executable("python3") == 1 and "python3" or "python"
+  return { python, "-m", "mmlsp" }
+end
+M.default_cmd = default_cmd
+
+function M.set(opts)
+  M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  -- Lists are replaced, not merged index by index.
+  for _, key in ipairs({ "filetypes", "root_markers", "cmd" }) do
+    if opts and opts[key] ~= nil then
+      M.options[key] = opts[key]
+    end
+  end
+  if opts and opts.settings ~= nil then
+    M.options.settings = opts.settings
+  end
+  if M.options.cmd == nil then
+    M.options.cmd = default_cmd()
+  end
+  return M.options
+end
+
+--- initializationOptions: an object, never a JSON array, even when empty.
+function M.init_options(settings)
+  if settings == nil or vim.tbl_isempty(settings) then
+    return vim.empty_dict()
+  end
+  return settings
+end
+
+return M
