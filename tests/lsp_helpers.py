@@ -42,9 +42,13 @@ async def lsp_session(
             )
         )
         yield client
-        await asyncio.wait_for(client.shutdown_session(), 30)
     finally:
-        await client.stop()
+        # Shut down even when the test failed: stop() alone waits for a server that
+        # was never told to exit.
+        try:
+            await asyncio.wait_for(client.shutdown_session(), 30)
+        finally:
+            await client.stop()
 
 
 async def status(client: LanguageClient) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""Safe defaults: nothing leaves the machine, user code and model output are never run."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.lsp_helpers import inline, lsp_session, open_doc, wait_for_state
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mmlsp"
+# Builtins that run code, and os functions that start programs.
+FORBIDDEN_BUILTINS = {"eval", "exec", "compile", "__import__"}
+FORBIDDEN_OS = {"system", "popen", "startfile", "fork", "forkpty"}
+FORBIDDEN_OS_PREFIXES = ("exec", "spawn", "posix_spawn")
+FORBIDDEN_MODULES = {"subprocess", "pty", "runpy", "code", "codeop"}
+
+
+def _network_sockets(pid: int) -> list[str]:
+    """The process's TCP/UDP sockets (unix socketpairs, as asyncio uses, are not network)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = str(fd.readlink())
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    found = []
+    for table in ("tcp", "tcp6", "udp", "udp6"):
+        path = Path(f"/proc/{pid}/net/{table}")
+        if not path.exists():
+            continue
+        for row in path.read_text().splitlines()[1:]:
+            fields = row.split()
+            if len(fields) > 9 and fields[9] in inodes:
+                found.append(f"{table}: {fields[1]} -> {fields[2]}")
+    return found
+
+
+async def test_local_server_opens_no_network_sockets(tiny_model_dir, tmp_path):
+    """With the default (local) backend, the server process holds no TCP/UDP socket."""
+    async with lsp_session(["--model", str(tiny_model_dir)], tmp_path) as client:
+        assert (await wait_for_state(client))["state"] == "ready"
+        uri = "file:///sec/a.py"
+        open_doc(client, uri, "import os\nx = os.path.")
+        await inline(client, uri, 1, 12)
+        assert _network_sockets(client._server.pid) == []
+
+
+def test_product_code_never_executes_code_or_starts_programs():
+    """User code and model output are data: no eval/exec/subprocess anywhere in mmlsp/."""
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [alias.name.split(".")[0] for alias in node.names]
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names.append(node.module.split(".")[0])
+                offenders += [f"{path.name}: import {n}" for n in names if n in FORBIDDEN_MODULES]
+            elif isinstance(node, ast.Call):
+                func = node.func
+                if isinstance(func, ast.Name) and func.id in FORBIDDEN_BUILTINS:
+                    offenders.append(f"{path.name}:{node.lineno}: {func.id}()")
+                elif (
+                    isinstance(func, ast.Attribute)
+                    and isinstance(func.value, ast.Name)
+                    and func.value.id == "os"
+                    and (func.attr in FORBIDDEN_OS or func.attr.startswith(FORBIDDEN_OS_PREFIXES))
+                ):
+                    offenders.append(f"{path.name}:{node.lineno}: os.{func.attr}()")
+    assert offenders == []
