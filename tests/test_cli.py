@@ -19,7 +19,11 @@ def run_mmlsp(*args: str, cache: Path, env: dict[str, str] | None = None, timeou
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "MMLSP_CACHE_DIR": str(cache), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "mmlsp", *args],
-        capture_output=True, text=True, timeout=timeout, env=full_env, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        cwd=ROOT,
     )
 
 
@@ -38,8 +42,15 @@ def test_version(tmp_path):
 
 def test_complete_with_local_directory(tiny_model_dir, sample, tmp_path):
     result = run_mmlsp(
-        "complete", str(sample), "--line", "1", "--character", "12",
-        "--model", str(tiny_model_dir), cache=tmp_path,
+        "complete",
+        str(sample),
+        "--line",
+        "1",
+        "--character",
+        "12",
+        "--model",
+        str(tiny_model_dir),
+        cache=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip(), result.stderr
@@ -63,8 +74,14 @@ def test_complete_with_gguf_file_matches_directory(tiny_model_dir, tiny_gguf, sa
 
 def test_model_from_environment(tiny_model_dir, sample, tmp_path):
     result = run_mmlsp(
-        "complete", str(sample), "--line", "1", "--character", "12",
-        cache=tmp_path, env={"MMLSP_MODEL": str(tiny_model_dir)},
+        "complete",
+        str(sample),
+        "--line",
+        "1",
+        "--character",
+        "12",
+        cache=tmp_path,
+        env={"MMLSP_MODEL": str(tiny_model_dir)},
     )
     assert result.returncode == 0, result.stderr
     assert str(tiny_model_dir) in result.stderr
@@ -72,8 +89,15 @@ def test_model_from_environment(tiny_model_dir, sample, tmp_path):
 
 def test_missing_model_is_a_clear_error(sample, tmp_path):
     result = run_mmlsp(
-        "complete", str(sample), "--line", "0", "--character", "0",
-        "--model", str(tmp_path / "no-such-model"), cache=tmp_path,
+        "complete",
+        str(sample),
+        "--line",
+        "0",
+        "--character",
+        "0",
+        "--model",
+        str(tmp_path / "no-such-model"),
+        cache=tmp_path,
     )
     assert result.returncode == 1
     assert "model path does not exist" in result.stderr
@@ -98,9 +122,21 @@ def test_readme_first_command_uses_the_builtin_model():
     with the README command (about two minutes on 2 cores the first time).
     """
     result = subprocess.run(
-        [sys.executable, "-m", "mmlsp", "complete", "examples/demo.py",
-         "--line", "7", "--character", "4"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "mmlsp",
+            "complete",
+            "examples/demo.py",
+            "--line",
+            "7",
+            "--character",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
     assert result.returncode == 0, result.stderr

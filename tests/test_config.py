@@ -24,8 +24,14 @@ def test_bad_values_keep_the_previous_value():
     base = Settings(max_new_tokens=10)
     merged, errors = merge(
         base,
-        {"maxNewTokens": 0, "device": "tpu", "model": "", "fimTemplate": "gpt", "bogus": 1,
-         "timeBudgetMs": True},
+        {
+            "maxNewTokens": 0,
+            "device": "tpu",
+            "model": "",
+            "fimTemplate": "gpt",
+            "bogus": 1,
+            "timeBudgetMs": True,
+        },
     )
     assert merged == base
     assert len(errors) == 6
