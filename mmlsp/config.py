@@ -20,6 +20,9 @@ from mmlsp.prompts import TEMPLATE_NAMES
 BUILTIN_MODEL = "builtin:gemma-3-270m"
 DEVICES = ("auto", "cuda", "cpu")
 LOG_LEVELS = ("error", "warning", "info", "debug")
+DOCSTRING_STYLES = ("google", "numpy", "rest")
+# auto: review on save only where the chat model is fast (a GPU or a remote backend).
+REVIEW_MODES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,17 @@ class Settings:
     max_file_bytes: int = 4_000_000
     log_level: str = "info"
     cache_dir: str = field(default_factory=lambda: str(default_cache_dir()))
+    # Model for code actions, hover and review; "" means the same as ``model``.
+    chat_model: str = ""
+    docstring_style: str = "google"
+    review_on_save: str = "auto"
+    # Latency (issue 4): keep each document's prompt KV cache and prefill only the
+    # changed tail; answer typed-ahead text from recent suggestions; wait at most this
+    # long before a model call while the user types fast; prompt-lookup draft length.
+    kv_reuse: bool = True
+    typeahead: bool = True
+    debounce_max_ms: int = 200
+    prompt_lookup_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -64,7 +78,11 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "device": DEVICES,
     "fimTemplate": ("auto", *TEMPLATE_NAMES),
     "logLevel": LOG_LEVELS,
+    "docstringStyle": DOCSTRING_STYLES,
+    "reviewOnSave": REVIEW_MODES,
 }
+# String settings where "" is meaningful (chatModel: "" = same as model).
+_MAY_BE_EMPTY = {"chatModel"}
 # (minimum, maximum) for integer settings.
 _RANGES: dict[str, tuple[int, int]] = {
     "maxNewTokens": (1, 1024),
@@ -74,7 +92,12 @@ _RANGES: dict[str, tuple[int, int]] = {
     "timeBudgetMs": (50, 600_000),
     "diagnosticsDebounceMs": (0, 10_000),
     "maxFileBytes": (1000, 1_000_000_000),
+    "debounceMaxMs": (0, 5_000),
+    "promptLookupTokens": (0, 64),
 }
+# On/off settings; the environment spells them as strings.
+_BOOLS = {"kvReuse", "typeahead"}
+_BOOL_WORDS = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}
 
 
 def _check(key: str, value: Any) -> tuple[Any, str | None]:
@@ -86,6 +109,16 @@ def _check(key: str, value: Any) -> tuple[Any, str | None]:
         if not low <= int(value) <= high:
             return None, f"{key} must be between {low} and {high}, got {value!r}"
         return int(value), None
+    if key in _BOOLS:
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()], None
+        if not isinstance(value, bool):
+            return None, f"{key} must be true or false, got {value!r}"
+        return value, None
+    if key == "reviewOnSave" and isinstance(value, bool):
+        return ("on" if value else "off"), None
+    if key in _MAY_BE_EMPTY and isinstance(value, str) and not value.strip():
+        return "", None
     if not isinstance(value, str) or not value.strip():
         return None, f"{key} must be a non-empty string, got {value!r}"
     value = value.strip()

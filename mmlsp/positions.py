@@ -268,3 +268,14 @@ class LineIndex:
 
     def position_at_byte(self, byte: int) -> tuple[int, int]:
         return self.position_at(self.byte_to_offset(byte))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def scrub_surrogates(text: str) -> str:
+    """Replace lone surrogates (JSON allows them, tokenizers reject them) with U+FFFD.
+
+    One code point for one, so offsets and UTF-16 columns are unchanged.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)

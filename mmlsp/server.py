@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import threading
 import uuid
 from typing import Any
 
@@ -22,9 +21,17 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from mmlsp import __version__
 from mmlsp.config import Settings, merge
 from mmlsp.documents import SyntaxStore, apply_changes, document_summary, open_document
-from mmlsp.engine import EngineError, EngineHost, LoadSpec, Status
-from mmlsp.features.completion import completion_items, inline_items, suggest, valid_position
+from mmlsp.engine import EngineError, EngineHost, GenerationFailed, LoadSpec, Status
+from mmlsp.features.actions import COMMANDS, KINDS, ActionService
+from mmlsp.features.completion import (
+    Completions,
+    completion_items,
+    inline_items,
+    valid_position,
+)
 from mmlsp.features.diagnostics import syntax_diagnostics
+from mmlsp.features.hover import HoverService
+from mmlsp.features.review import ReviewService
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +83,16 @@ class MmlspServer(LanguageServer):
         self.settings = settings
         self.host = host or EngineHost()
         self.syntax = SyntaxStore(settings.max_file_bytes)
-        self.inflight: dict[str, threading.Event] = {}
+        # Typed-ahead cache, in-flight generations, typing pace (features/completion.py).
+        self.completions = Completions(self.host)
         self.pending_diagnostics: dict[str, asyncio.TimerHandle] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.init_errors: list[str] = []
+        self.shown_messages: set[str] = set()
+        # Code actions, hover and review (features/actions.py, hover.py, review.py).
+        self.actions = ActionService(self)
+        self.hover = HoverService(self)
+        self.review = ReviewService(self)
 
     # -- messages -------------------------------------------------------------
     def notify_user(self, message: str, level: int = logging.ERROR) -> None:
@@ -87,6 +100,14 @@ class MmlspServer(LanguageServer):
         log.log(level, message)
         params = types.ShowMessageParams(type=_LOG_TYPES[level], message=f"mmlsp: {message}")
         self._call_in_loop(self.window_show_message, params)
+
+    def notify_user_once(self, message: str, level: int = logging.ERROR) -> None:
+        """Like notify_user, but a message already shown is only logged (no popup storm)."""
+        if message in self.shown_messages:
+            log.log(level, message)
+            return
+        self.shown_messages.add(message)
+        self.notify_user(message, level)
 
     def _call_in_loop(self, fn: Any, *args: Any) -> None:
         if self.loop is not None and self.loop.is_running():
@@ -101,6 +122,19 @@ class MmlspServer(LanguageServer):
         self.syntax.max_bytes = settings.max_file_bytes
         logging.getLogger("mmlsp").setLevel(settings.log_level.upper())
         self.load_model()
+        self.load_chat_model()
+
+    def load_chat_model(self) -> None:
+        """Load a separate chat model only when chatModel names another model."""
+        s = self.settings
+        other = s.chat_model if s.chat_model not in ("", s.model) else None
+        spec = LoadSpec(other, s.device, "none", s.cache_dir) if other else None
+
+        def done(status: Status) -> None:
+            if status.state == "failed":
+                self.notify_user(f"chat model {status.model!r} failed to load: {status.message}")
+
+        self.host.load_chat(spec, lambda message, _pct: log.info("chat model: %s", message), done)
 
     def load_model(self) -> None:
         s = self.settings
@@ -146,7 +180,8 @@ class MmlspServer(LanguageServer):
         self.pending_diagnostics.pop(uri, None)
         if open_document(self.workspace, uri) is None:
             return
-        diagnostics = syntax_diagnostics(self.syntax.get(uri))
+        # One publish carries both kinds: the AI review's findings still valid for this text.
+        diagnostics = syntax_diagnostics(self.syntax.get(uri)) + self.review.diagnostics(uri)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
         )
@@ -165,19 +200,16 @@ class MmlspServer(LanguageServer):
         if document is None or not valid_position(document.source, position):
             log.debug("no completion: unknown document or stale position %s", position)
             return None
-        if (previous := self.inflight.pop(uri, None)) is not None:
-            previous.set()
-        cancel = threading.Event()
-        self.inflight[uri] = cancel
         try:
-            return await suggest(document.source, position, self.settings, self.host, cancel)
+            return await self.completions.suggestion_at(
+                uri, document.source, position, self.settings
+            )
+        except GenerationFailed as exc:
+            self.notify_user_once(str(exc))
+            return None
         except EngineError as exc:
             log.debug("no completion: %s", exc)
             return None
-        finally:
-            cancel.set()  # also stops generation when the request itself is cancelled
-            if self.inflight.get(uri) is cancel:
-                del self.inflight[uri]
 
 
 def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspServer:
@@ -197,6 +229,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         for error in ls.init_errors:
             ls.notify_user(f"setting {error}", logging.WARNING)
         ls.load_model()
+        ls.load_chat_model()
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
@@ -217,15 +250,21 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.syntax.open(doc.uri, doc.language_id, doc.text)
+        if len(doc.text) > ls.settings.max_file_bytes:
+            ls.notify_user_once(
+                f"{doc.uri.rsplit('/', 1)[-1]} is larger than maxFileBytes "
+                f"({ls.settings.max_file_bytes} bytes): no syntax checks or completions for it",
+                logging.INFO,
+            )
         ls.publish_syntax(doc.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
         uri = params.text_document.uri
-        if (pending := ls.inflight.get(uri)) is not None:
-            pending.set()  # the text it was computed for is gone
         if (document := open_document(ls.workspace, uri)) is None:
             return
+        # Stops the generation in flight unless the edit typed what it produced.
+        ls.completions.changed(uri, document.source, ls.settings)
         ls.syntax.change(uri, params.content_changes, document.source)
         ls.schedule_syntax(uri)
 
@@ -233,6 +272,8 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.syntax.close(uri)
+        ls.review.stop(uri)
+        ls.completions.closed(uri)
         if (handle := ls.pending_diagnostics.pop(uri, None)) is not None:
             handle.cancel()
         ls.text_document_publish_diagnostics(
@@ -249,12 +290,42 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         suggestion = await ls.suggestion_at(params.text_document.uri, params.position)
         return completion_items(suggestion, params.position)
 
+    @ls.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(params: types.DidSaveTextDocumentParams) -> None:
+        ls.review.on_save(params.text_document.uri)
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=list(KINDS), resolve_provider=True),
+    )
+    def code_action(params: types.CodeActionParams) -> list[types.CodeAction]:
+        return ls.actions.code_actions(params)
+
+    @ls.feature(types.CODE_ACTION_RESOLVE)
+    async def code_action_resolve(action: types.CodeAction) -> types.CodeAction:
+        return await ls.actions.resolve(action)
+
+    def command(name: str) -> Any:
+        async def run(*args):  # unannotated: pygls passes the raw JSON arguments
+            return await ls.actions.execute(name, args)
+
+        return run
+
+    for name in COMMANDS:
+        ls.command(name)(command(name))
+
+    @ls.feature(types.TEXT_DOCUMENT_HOVER)
+    async def hover(params: types.HoverParams) -> types.Hover | None:
+        return await ls.hover.hover(params)
+
     @ls.feature(STATUS_REQUEST)
     def status(_params: Any = None) -> dict[str, Any]:
         return {
             **dataclasses.asdict(ls.host.status),
+            "chat": dataclasses.asdict(ls.host.chat_status),
             "version": __version__,
             "settings": ls.settings.to_dict(),
+            "completion": ls.completions.stats(),
         }
 
     @ls.feature(DOCUMENT_STATE_REQUEST)
@@ -267,6 +338,8 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(_params: Any = None) -> None:
+        ls.review.stop_all()
         ls.host.shutdown()
+        ls.actions.files.cleanup()
 
     return ls

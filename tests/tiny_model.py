@@ -32,6 +32,13 @@ SPECIAL_TOKENS: tuple[str, ...] = (
 )
 VOCAB_SIZE = 1000
 
+# A minimal chat template, so the chat path (apply_chat_template) is exercised; its
+# turns end with EOS. The GGUF copy has none, which exercises the plain fallback.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|repo_name|>{{ m['role'] }}\n{{ m['content'] }}<|endoftext|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|repo_name|>assistant\n{% endif %}"
+)
+
 # Qwen2's own split (transformers' Qwen2Tokenizer and llama.cpp's "qwen2"
 # pre-tokenizer). Training with it lets the GGUF, whose loader rebuilds the
 # pre-tokenizer from the name "qwen2", tokenize exactly like the original.
@@ -145,6 +152,7 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         eos_id=tokenizer.convert_tokens_to_ids(EOS_TOKEN),
         pad_id=tokenizer.convert_tokens_to_ids(PAD_TOKEN),
     )
+    tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config).eval()
     model.generation_config.pad_token_id = config.pad_token_id

@@ -4,6 +4,7 @@ from mmlsp.engine.base import (
     Engine,
     EngineError,
     EngineInfo,
+    GenerationFailed,
     GenerationRequest,
     GenerationResult,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "EngineError",
     "EngineHost",
     "EngineInfo",
+    "GenerationFailed",
     "GenerationRequest",
     "GenerationResult",
     "LoadSpec",

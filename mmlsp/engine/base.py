@@ -20,6 +20,10 @@ class EngineError(RuntimeError):
     """A failure the user should read: a model that won't load, a backend that is down."""
 
 
+class GenerationFailed(EngineError):
+    """The model was loaded but raised while generating."""
+
+
 @dataclass
 class GenerationRequest:
     prompt: str
@@ -30,6 +34,11 @@ class GenerationRequest:
     cancel: threading.Event = field(default_factory=threading.Event)
     # time.monotonic() value after which generation stops with what it has.
     deadline: float | None = None
+    # Engines that keep prompt KV caches reuse the one under this key (the document
+    # URI); None: no reuse. Output is the same either way, only faster.
+    cache_key: str | None = None
+    # Prompt-lookup draft length per step (0: off); verified, so greedy output holds.
+    prompt_lookup: int = 0
 
     def interrupted(self) -> FinishReason | None:
         if self.cancel.is_set():
@@ -46,6 +55,12 @@ class GenerationResult:
     prompt_tokens: int
     generated_tokens: int
     seconds: float
+    # Prompt tokens whose KV came from a kept cache, and those run through the model.
+    reused_tokens: int = 0
+    prefilled_tokens: int = 0
+    # Prompt-lookup draft tokens proposed, and those the model confirmed.
+    draft_tokens: int = 0
+    accepted_draft_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -73,5 +88,35 @@ class Engine(ABC):
     def generate(self, request: GenerationRequest) -> GenerationResult:
         """Generate greedily until EOS, ``max_new_tokens``, a stop, cancel or deadline."""
 
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The prompt for a chat (``role``/``content`` messages), primed for the answer.
+
+        Backends with a chat template override this. The default is a plain-text
+        instruction format that base models follow reasonably well; callers stop
+        generation at ``PLAIN_CHAT_MARKERS`` so a base model does not write the
+        next turn itself.
+        """
+        return render_plain_chat(messages)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release memory held by the model."""
+
+
+# Turn markers of the plain-text chat format (Alpaca style); a model that writes one
+# has finished its answer and started inventing the next turn.
+PLAIN_CHAT_MARKERS = ("### Instruction:", "### Response:")
+
+
+def render_plain_chat(messages: list[dict[str, str]]) -> str:
+    """Plain-text chat prompt for models without a chat template."""
+    parts: list[str] = []
+    for message in messages:
+        role, content = message.get("role", "user"), message.get("content", "").strip()
+        if role == "system":
+            parts.append(content)
+        elif role == "assistant":
+            parts.append(f"{PLAIN_CHAT_MARKERS[1]}\n{content}")
+        else:
+            parts.append(f"{PLAIN_CHAT_MARKERS[0]}\n{content}")
+    parts.append(f"{PLAIN_CHAT_MARKERS[1]}\n")
+    return "\n\n".join(parts)

@@ -1,5 +1,8 @@
 """Owns the current engine: loads it in the background, reloads it, runs generation.
 
+It may also hold a second engine for chat (code actions, hover, review) when the
+``chatModel`` setting names a different model; otherwise chat shares the one engine.
+
 The server never blocks on the model. Loading happens on its own thread while syntax
 features keep working; generation runs one request at a time on a single worker
 thread (one model cannot decode two prompts at once efficiently), and a request that
@@ -18,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from mmlsp.engine.base import Engine, EngineError, GenerationRequest, GenerationResult
+from mmlsp.engine.base import (
+    Engine,
+    EngineError,
+    GenerationFailed,
+    GenerationRequest,
+    GenerationResult,
+)
 from mmlsp.prompts import FimTemplate, detect_template, restrict_to_vocab, template_by_name
 
 log = logging.getLogger(__name__)
@@ -68,6 +77,11 @@ class EngineHost:
         self._ready = threading.Event()
         self._generation = 0
         self.status = Status()
+        # A separate chat engine, only while chatModel names another model.
+        self._chat_spec: LoadSpec | None = None
+        self._chat_engine: Engine | None = None
+        self._chat_generation = 0
+        self._chat_status = Status()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-generate")
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-load")
 
@@ -78,6 +92,80 @@ class EngineHost:
     @property
     def template(self) -> FimTemplate | None:
         return self._template
+
+    @property
+    def chat_engine(self) -> Engine | None:
+        """The engine for chat requests: the separate chat model, else the main one."""
+        return self._engine if self._chat_spec is None else self._chat_engine
+
+    @property
+    def chat_status(self) -> Status:
+        return self.status if self._chat_spec is None else self._chat_status
+
+    def chat_is_fast(self) -> bool:
+        """Whether the chat engine runs on a GPU or a remote backend (review's auto mode)."""
+        engine = self.chat_engine
+        if engine is None:
+            return False
+        return engine.info.device.startswith("cuda") or engine.info.backend != "local"
+
+    def load_chat(
+        self,
+        spec: LoadSpec | None,
+        progress: Progress = lambda _m, _p: None,
+        done: Callable[[Status], None] = lambda _s: None,
+    ) -> bool:
+        """Load a separate chat model in the background; None: chat uses the main engine.
+
+        Loads queue behind the main model's on the one loader thread, so two models
+        are never converted at once. Returns whether a load was started.
+        """
+        with self._lock:
+            if spec == self._chat_spec:
+                return False
+            self._chat_spec = spec
+            self._chat_generation += 1
+            generation = self._chat_generation
+            old, self._chat_engine = self._chat_engine, None
+            self._chat_status = Status(
+                state="loading" if spec else "idle", model=spec.model if spec else None
+            )
+        if old is not None:
+            old.close()
+        if spec is None:
+            return False
+        self._loader.submit(self._load_chat, spec, generation, progress, done)
+        return True
+
+    def _load_chat(
+        self, spec: LoadSpec, generation: int, progress: Progress, done: Callable
+    ) -> None:
+        start = time.monotonic()
+        engine: Engine | None = None
+        try:
+            engine = self._factory(spec.model, spec.device, Path(spec.cache_dir), progress)
+            if stops := _chat_stops(engine):
+                engine.set_stop_tokens(stops)  # type: ignore[attr-defined]
+            status = Status(
+                state="ready",
+                model=spec.model,
+                device=engine.info.device,
+                dtype=engine.info.dtype,
+                message="ready",
+                load_seconds=round(time.monotonic() - start, 2),
+            )
+        except Exception as exc:  # a chat model that fails must leave completion working
+            if not isinstance(exc, EngineError):
+                log.exception("chat model load failed")
+            status = Status(state="failed", model=spec.model, message=f"{exc}")
+        with self._lock:
+            if generation != self._chat_generation:
+                if engine is not None:
+                    engine.close()
+                return
+            self._chat_engine = engine if status.state == "ready" else None
+            self._chat_status = status
+        done(status)
 
     def load(
         self,
@@ -114,8 +202,11 @@ class EngineHost:
                 template = template_by_name(template_override)
                 if template is not None:
                     template = restrict_to_vocab(template, engine.vocabulary())
-            if template is not None and hasattr(engine, "set_stop_tokens"):
-                engine.set_stop_tokens(template.stop)
+            # The chat turn's end token too: this engine also serves chat requests
+            # unless chatModel names another model.
+            stops = (*(template.stop if template else ()), *_chat_stops(engine))
+            if stops and hasattr(engine, "set_stop_tokens"):
+                engine.set_stop_tokens(stops)
             status = Status(
                 state="ready",
                 model=spec.model,
@@ -147,11 +238,16 @@ class EngineHost:
         self._ready.wait(timeout)
         return self.status
 
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Run on the worker thread; cancelling the awaiting task cancels the request."""
-        engine = self._engine
+    async def generate(self, request: GenerationRequest, chat: bool = False) -> GenerationResult:
+        """Run on the worker thread; cancelling the awaiting task cancels the request.
+
+        ``chat`` picks the chat engine (the same one unless chatModel differs).
+        """
+        engine = self.chat_engine if chat else self._engine
         if engine is None:
-            raise EngineError(f"model is not ready: {self.status.state} {self.status.message}")
+            status = self.chat_status if chat else self.status
+            which = "chat model" if chat else "model"
+            raise EngineError(f"{which} is not ready: {status.state} {status.message}")
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._worker, engine.generate, request)
         future.add_done_callback(self._record)
@@ -162,7 +258,7 @@ class EngineHost:
             raise
         except Exception as exc:  # a model that fails mid-generation must not fail the server
             log.exception("generation failed")
-            raise EngineError(f"generation failed: {exc}") from exc
+            raise GenerationFailed(f"generation failed: {exc}") from exc
 
     def _record(self, future: asyncio.Future[GenerationResult]) -> None:
         if future.cancelled() or future.exception() is not None:
@@ -180,3 +276,11 @@ class EngineHost:
         self._loader.shutdown(wait=False, cancel_futures=True)
         if self._engine is not None:
             self._engine.close()
+        if self._chat_engine is not None:
+            self._chat_engine.close()
+
+
+def _chat_stops(engine: Engine) -> tuple[str, ...]:
+    """The end-of-turn tokens of the engine's chat template, if it reports them."""
+    stops = getattr(engine, "chat_stop_tokens", None)
+    return tuple(stops()) if callable(stops) else ()

@@ -1,13 +1,16 @@
 """In-process engine: a causal LM run by torch + transformers on this machine.
 
 Runs on CUDA when there is one (bf16, or fp16 on older GPUs) and otherwise on the
-CPU in fp32. Generation is greedy through ``model.generate`` with a stopping
-criterion that applies the caller's streaming stops, cancellation and deadline after
-every token, so superseded work ends at the next token.
+CPU in fp32. Generation is our own greedy loop over ``model(...)``: it keeps each
+document's KV cache (``kvcache.PrefixCache``) and prefills only the tokens after the
+prefix shared with the last prompt, verifies prompt-lookup drafts when asked
+(``lookup.py``), and applies the caller's streaming stops, cancellation and deadline
+after every token, so superseded work ends at the next token.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Collection
@@ -22,7 +25,10 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
+from mmlsp.engine.kvcache import PrefixCache, Reuse
 from mmlsp.engine.loading import Progress, load_tokenizer_and_model, resolve
+from mmlsp.engine.lookup import accepted, ngram_draft
+from mmlsp.positions import scrub_surrogates
 
 log = logging.getLogger(__name__)
 
@@ -45,28 +51,101 @@ def pick_dtype(device: str) -> Any:
     return torch.float32
 
 
-class _Stops:
-    """A transformers StoppingCriteria that decodes new tokens and asks the request."""
+# Prompt tokens per forward pass while prefilling: cancellation and the deadline are
+# checked between chunks, so a superseded request stops within one chunk.
+PREFILL_CHUNK = 256
 
-    def __init__(self, request: GenerationRequest, tokenizer: Any, prompt_len: int) -> None:
+
+def plain_cache_ok(config: Any) -> bool:
+    """Whether a plain ``DynamicCache()`` (full layers, croppable) serves this model.
+
+    True for models whose layers are all full or sliding-window attention: a full
+    layer holds every position, and the sliding layers' mask comes from the config.
+    Recurrent, linear-attention or KV-sharing models keep their own cache classes.
+    """
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    if getattr(text, "num_kv_shared_layers", 0):
+        return False
+    layer_types = getattr(text, "layer_types", None) or ()
+    return all(kind in ("full_attention", "sliding_attention") for kind in layer_types)
+
+
+class _Run:
+    """One greedy generation: prefill, then decode token by token (or draft by draft).
+
+    ``fed`` is exactly the tokens the cache holds, position by position, so the cache
+    can be kept for the next request whatever way the run ends.
+    """
+
+    def __init__(
+        self, engine: LocalEngine, request: GenerationRequest, ids: list[int], reuse: Reuse
+    ) -> None:
+        self.engine = engine
         self.request = request
-        self.tokenizer = tokenizer
-        self.prompt_len = prompt_len
-        self.reason: FinishReason | None = None
-        self.cut: int | None = None
+        self.ids = ids
+        self.cache: Any = reuse.cache if reuse.cache is not None else engine.fresh_cache()
+        self.fed: list[int] = ids[: reuse.reused]
+        self.generated: list[int] = []
+        self.produced = 0  # generated tokens, the EOS included
+        self.prefilled = 0
+        self.drafted = 0
+        self.accepted = 0
 
-    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-        import torch
+    def _feed(self, tokens: list[int], keep: int) -> Any:
+        logits, self.cache = self.engine.forward(tokens, self.cache, keep)
+        self.fed.extend(tokens)
+        return logits
 
-        stop = False
-        if (reason := self.request.interrupted()) is not None:
-            self.reason, stop = reason, True
-        else:
-            text = self.tokenizer.decode(input_ids[0, self.prompt_len :], skip_special_tokens=True)
-            cut = self.request.stop_at(text)
-            if cut is not None:
-                self.reason, self.cut, stop = "stop", cut, True
-        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool, device=input_ids.device)
+    def _prefill(self) -> Any | None:
+        """Logits after the last prompt token, or None when interrupted first."""
+        rest = self.ids[len(self.fed) :]
+        logits = None
+        for at in range(0, len(rest), PREFILL_CHUNK):
+            if at and self.request.interrupted() is not None:
+                return None
+            chunk = rest[at : at + PREFILL_CHUNK]
+            logits = self._feed(chunk, 1)
+            self.prefilled += len(chunk)
+        return logits[-1]
+
+    def _step(self, draft_len: int) -> list[int]:
+        """Feed the newest token (plus a draft); the greedy tokens that follow."""
+        last = self.generated[-1]
+        budget = self.request.max_new_tokens - len(self.generated) - 1
+        draft = ngram_draft(self.fed + [last], min(draft_len, budget)) if draft_len else []
+        logits = self._feed([last, *draft], len(draft) + 1)
+        greedy = self.engine._torch.argmax(logits, dim=-1).tolist()
+        if not draft:
+            return greedy
+        ok = accepted(draft, greedy)
+        self.drafted += len(draft)
+        self.accepted += ok
+        if rejected := len(draft) - ok:
+            self.cache.crop(-rejected)
+            del self.fed[-rejected:]
+        return greedy[: ok + 1]
+
+    def decode(self) -> tuple[str, FinishReason]:
+        request, engine = self.request, self.engine
+        logits = self._prefill()
+        if logits is None:
+            return "", request.interrupted() or "cancelled"
+        pending = [int(engine._torch.argmax(logits))]
+        text = ""
+        while True:
+            for token in pending:
+                self.produced += 1
+                if token in engine._eos_ids:
+                    return text, "eos"
+                self.generated.append(token)
+                text = engine.tokenizer.decode(self.generated, skip_special_tokens=True)
+                if (cut := request.stop_at(text)) is not None:
+                    return text[:cut], "stop"
+                if len(self.generated) >= request.max_new_tokens:
+                    return text, "length"
+                if (reason := request.interrupted()) is not None:
+                    return text, reason
+            pending = self._step(request.prompt_lookup)
 
 
 class LocalEngine(Engine):
@@ -102,6 +181,10 @@ class LocalEngine(Engine):
             backend="local",
         )
         self.set_stop_tokens(extra_stop_tokens)
+        # KV caches of recent prompts by document, for prefix reuse (see kvcache.py).
+        self.prefix_cache = PrefixCache()
+        self._reusable = plain_cache_ok(self.model.config)
+        self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
 
     def set_stop_tokens(self, tokens: Collection[str]) -> None:
         """End generation on EOS and on these special tokens (a FIM template's stops)."""
@@ -116,53 +199,117 @@ class LocalEngine(Engine):
         return self._vocab
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(self.tokenizer(scrub_surrogates(text), add_special_tokens=False)["input_ids"])
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        torch = self._torch
+        """Greedy decoding over ``model(...)`` with a kept KV cache.
+
+        Our own loop rather than ``model.generate``: it prefills only the tokens after
+        the prefix shared with the document's last prompt, checks stops, cancellation
+        and the deadline after every token (and between prefill chunks), verifies
+        prompt-lookup drafts, and leaves the cache in a state that can be kept.
+        """
         start = time.monotonic()
-        inputs = self.tokenizer(request.prompt, return_tensors="pt").to(self.device)
-        prompt_len = int(inputs["input_ids"].shape[1])
-        if (reason := request.interrupted()) is not None:
-            return GenerationResult("", reason, prompt_len, 0, time.monotonic() - start)
-        stops = _Stops(request, self.tokenizer, prompt_len)
-        pad_id = self.tokenizer.pad_token_id
-        if pad_id is None:
-            pad_id = self._eos_ids[0] if self._eos_ids else 0
-        with torch.inference_mode():
-            output = self.model.generate(
-                **inputs,
-                max_new_tokens=request.max_new_tokens,
-                do_sample=False,
-                eos_token_id=self._eos_ids or None,
-                pad_token_id=pad_id,
-                stopping_criteria=[stops],
-            )
-        new_ids = output[0, prompt_len:]
-        # Drop the EOS or stop token itself before decoding.
-        if len(new_ids) and int(new_ids[-1]) in self._eos_ids:
-            eos_hit, new_ids = True, new_ids[:-1]
-        else:
-            eos_hit = False
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        reason: FinishReason
-        if stops.reason is not None:
-            reason = stops.reason
-            if stops.cut is not None:
-                text = text[: stops.cut]
-        elif eos_hit:
-            reason = "eos"
-        else:
-            reason = "length"
+        ids: list[int] = list(self.tokenizer(request.prompt)["input_ids"])
+        if (reason := request.interrupted()) is not None or not ids:
+            return GenerationResult("", reason or "length", len(ids), 0, time.monotonic() - start)
+        key = request.cache_key if self._reusable else None
+        reuse = self.prefix_cache.take(key, ids) if key is not None else Reuse(None, 0)
+        run = _Run(self, request, ids, reuse)
+        with self._torch.inference_mode():
+            try:
+                text, reason = run.decode()
+            finally:
+                if key is not None and run.cache is not None:
+                    self.prefix_cache.put(key, run.fed, run.cache)
         return GenerationResult(
             text=text,
             finish_reason=reason,
-            prompt_tokens=prompt_len,
-            generated_tokens=int(len(output[0]) - prompt_len),
+            prompt_tokens=len(ids),
+            generated_tokens=run.produced,
             seconds=time.monotonic() - start,
+            reused_tokens=reuse.reused,
+            prefilled_tokens=run.prefilled,
+            draft_tokens=run.drafted,
+            accepted_draft_tokens=run.accepted,
         )
+
+    def forward(self, tokens: list[int], cache: Any, keep: int) -> tuple[Any, Any]:
+        """Run ``tokens`` after what ``cache`` holds; the last ``keep`` logits and the cache."""
+        torch = self._torch
+        if self.model is None:  # closed by a reload or shutdown while generating
+            raise EngineError("the model was unloaded during generation")
+        input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
+        kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._logits_to_keep else {}
+        out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
+        return out.logits[0, -keep:], out.past_key_values
+
+    def fresh_cache(self) -> Any:
+        """An empty cache: a plain croppable ``DynamicCache`` where the model allows it."""
+        if not self._reusable:
+            return None  # the model builds its own kind
+        from transformers import DynamicCache
+
+        return DynamicCache()
 
     def close(self) -> None:
         self.model = None
         if self.device == "cuda":
             self._torch.cuda.empty_cache()
+
+    # -- chat (instruction) prompts, for code actions, hover and review ----------------
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        """The tokenizer's chat template when it has one, else the plain-text fallback."""
+        tokenizer = self.tokenizer
+        if not getattr(tokenizer, "chat_template", None):
+            return super().render_chat(messages)
+        try:
+            text = self._apply_template(messages, generation_prompt=True)
+        except Exception as exc:  # some templates reject a system turn; fold it in
+            log.debug("chat template refused the messages (%s); folding the system turn", exc)
+            text = self._apply_template(self._fold_system(messages), generation_prompt=True)
+        # generate() tokenizes with special tokens, so a template that spells BOS itself
+        # would give the model two.
+        bos = tokenizer.bos_token
+        if bos and text.startswith(bos) and self._adds_bos():
+            text = text[len(bos) :]
+        return text
+
+    def chat_stop_tokens(self) -> tuple[str, ...]:
+        """Special tokens that end an assistant turn in the chat template (``<|im_end|>``...).
+
+        Found by rendering a sample exchange and reading which special token follows
+        the assistant's text, so no family is recognised by name.
+        """
+        if not getattr(self.tokenizer, "chat_template", None):
+            return ()
+        sample = [{"role": "user", "content": "PING"}, {"role": "assistant", "content": "PONG"}]
+        try:
+            rendered = self._apply_template(sample, generation_prompt=False)
+        except Exception:  # a template that cannot render a plain exchange has no answer
+            return ()
+        _, found, after = str(rendered).partition("PONG")
+        after = after.lstrip()
+        if not found or not after:
+            return ()
+        special = sorted(self.tokenizer.get_added_vocab(), key=len, reverse=True)
+        return tuple(token for token in special if token and after.startswith(token))[:1]
+
+    def _apply_template(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+        return str(
+            self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=generation_prompt
+            )
+        )
+
+    @staticmethod
+    def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        system = "\n\n".join(m["content"] for m in messages if m.get("role") == "system")
+        rest = [dict(m) for m in messages if m.get("role") != "system"]
+        if system and rest:
+            rest[0]["content"] = f"{system}\n\n{rest[0]['content']}"
+        return rest
+
+    def _adds_bos(self) -> bool:
+        ids = self.tokenizer("x")["input_ids"]
+        return bool(ids) and ids[0] == self.tokenizer.bos_token_id

@@ -1,32 +1,113 @@
 """Completion: document and cursor in, one suggestion out.
 
-The one path every caller takes (inline completion, the completion fallback and
-``mmlsp complete``): context, prompt, engine, post-processing.
+This module owns the completion path every caller takes (inline completion, the
+completion fallback and ``mmlsp complete``: context, prompt, engine,
+post-processing; ``suggest`` and ``generate_suggestion``), and ``Completions``, the
+server's per-document completion state that avoids model calls where it can:
+
+* typed-ahead reuse (``typeahead.TypeaheadCache``): a suggestion the user is typing
+  is answered with its rest, at once; backspace-and-retype too;
+* in-flight reuse: an edit that types what the running generation has produced
+  so far keeps it running, and the next request takes its answer;
+* speculative next suggestion: when the document comes to contain a whole
+  suggestion (accepted), the one after it is computed in the background;
+* adaptive debounce (``debounce.TypingPace``) before a model call;
+* the newest request for a document supersedes the ones before it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from lsprotocol import types
 
 from mmlsp.config import Settings
 from mmlsp.context import build_context
-from mmlsp.engine import EngineHost, GenerationRequest, GenerationResult
+from mmlsp.engine import EngineError, EngineHost, GenerationRequest, GenerationResult
+from mmlsp.features.debounce import TypingPace
+from mmlsp.features.typeahead import Entry, TypeaheadCache, remainder, typed_since
 from mmlsp.positions import offset_at
 from mmlsp.postprocess import finish, stop_at
 from mmlsp.prompts import build_prompt
 
 log = logging.getLogger(__name__)
 
+Source = Literal["model", "typeahead", "inflight", "speculative"]
+
 
 @dataclass(frozen=True)
 class Suggestion:
     text: str
-    result: GenerationResult
+    # The generation it came from (for typed-ahead hits: None, no model call).
+    result: GenerationResult | None
+    source: Source = "model"
+
+
+async def generate_suggestion(
+    text: str,
+    offset: int,
+    settings: Settings,
+    host: EngineHost,
+    cancel: threading.Event | None = None,
+    *,
+    cache_key: str | None = None,
+    on_text: Callable[[str], None] | None = None,
+) -> tuple[str | None, GenerationResult | None]:
+    """The cleaned suggestion at code point ``offset`` and the generation behind it.
+
+    ``cache_key`` lets the engine reuse that key's prompt KV cache (when the
+    ``kvReuse`` setting allows); ``on_text`` sees the raw text after every token.
+    """
+    engine = host.engine
+    if engine is None or len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
+        return None, None
+    ctx = build_context(
+        text,
+        offset,
+        prefix_tokens=settings.prefix_tokens,
+        suffix_tokens=settings.suffix_tokens,
+        count=engine.count_tokens,
+    )
+    prompt = build_prompt(host.template, ctx.prefix, ctx.suffix)
+    stops = stop_at(ctx)
+    if on_text is not None:
+
+        def observed(generated: str) -> int | None:
+            on_text(generated)
+            return stops(generated)
+
+    request = GenerationRequest(
+        prompt=prompt,
+        max_new_tokens=(
+            settings.max_new_tokens_multiline if ctx.multiline else settings.max_new_tokens
+        ),
+        stop_at=stops if on_text is None else observed,
+        deadline=time.monotonic() + settings.time_budget_ms / 1000,
+        cache_key=cache_key if settings.kv_reuse else None,
+        prompt_lookup=settings.prompt_lookup_tokens,
+    )
+    if cancel is not None:
+        request.cancel = cancel
+    result = await host.generate(request)
+    log.debug(
+        "generated %d tokens (prompt %d, prefilled %d) in %.0f ms, %s",
+        result.generated_tokens,
+        result.prompt_tokens,
+        result.prefilled_tokens,
+        result.seconds * 1000,
+        result.finish_reason,
+    )
+    if result.finish_reason == "cancelled":
+        return None, result
+    return finish(result.text, ctx), result
 
 
 async def suggest(
@@ -37,40 +118,213 @@ async def suggest(
     cancel: threading.Event | None = None,
 ) -> Suggestion | None:
     """The suggestion at ``position`` in ``text``, or None when there is nothing to offer."""
-    engine = host.engine
-    if engine is None or len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
-        return None
     offset = offset_at(text, position.line, position.character)
-    ctx = build_context(
-        text,
-        offset,
-        prefix_tokens=settings.prefix_tokens,
-        suffix_tokens=settings.suffix_tokens,
-        count=engine.count_tokens,
-    )
-    prompt = build_prompt(host.template, ctx.prefix, ctx.suffix)
-    request = GenerationRequest(
-        prompt=prompt,
-        max_new_tokens=(
-            settings.max_new_tokens if ctx.mode == "single" else settings.max_new_tokens_multiline
-        ),
-        stop_at=stop_at(ctx),
-        deadline=time.monotonic() + settings.time_budget_ms / 1000,
-    )
-    if cancel is not None:
-        request.cancel = cancel
-    result = await host.generate(request)
-    log.debug(
-        "generated %d tokens (prompt %d) in %.0f ms, %s",
-        result.generated_tokens,
-        result.prompt_tokens,
-        result.seconds * 1000,
-        result.finish_reason,
-    )
-    if result.finish_reason == "cancelled":
-        return None
-    cleaned = finish(result.text, ctx)
+    cleaned, result = await generate_suggestion(text, offset, settings, host, cancel)
     return Suggestion(cleaned, result) if cleaned else None
+
+
+@dataclass(eq=False)
+class _Job:
+    """One generation for one document state, which later requests may adopt."""
+
+    uri: str
+    before: str  # document text before the cursor it completes
+    after: str
+    cancel: threading.Event = field(default_factory=threading.Event)
+    task: asyncio.Future[Suggestion | None] | None = None
+    partial: str = ""  # raw text generated so far (written by the generation thread)
+    waiters: int = 0
+    # An edit typed what it had produced: a request cancelled meanwhile must not stop it.
+    adoptable: bool = False
+    speculative: bool = False
+
+
+# How many recent requests ``Completions.stats`` reports, for the latency benchmark.
+RECENT = 1024
+
+
+class Completions:
+    """The server's completion state per document; the server hands it requests and edits."""
+
+    def __init__(self, host: EngineHost) -> None:
+        self.host = host
+        self.typeahead = TypeaheadCache()
+        self.jobs: dict[str, _Job] = {}
+        self.paces: dict[str, TypingPace] = {}
+        self.latest: dict[str, int] = {}  # newest request number per document
+        self.lengths: dict[str, int] = {}
+        self.counts: Counter[str] = Counter()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
+        self._numbers = itertools.count(1)
+
+    # -- document events ----------------------------------------------------------
+    def changed(self, uri: str, text: str, settings: Settings) -> None:
+        """After an edit: track typing pace, keep or stop the running generation, and
+        start the next suggestion when the edit accepted the one shown."""
+        old_length = self.lengths.get(uri, len(text))
+        self.lengths[uri] = len(text)
+        self.paces.setdefault(uri, TypingPace()).edit(time.monotonic(), len(text) < old_length)
+        if (job := self.jobs.get(uri)) is not None:
+            typed = _typed_into(job, text) if settings.typeahead else None
+            if typed is not None and job.partial.startswith(typed):
+                job.adoptable = True  # the user is typing what it generates: let it run
+            else:
+                self._stop(job)
+        if settings.typeahead and (entry := self.typeahead.accepted(uri, text)) is not None:
+            self._start(uri, text, len(entry.before) + len(entry.text), settings, True)
+
+    def closed(self, uri: str) -> None:
+        if (job := self.jobs.get(uri)) is not None:
+            self._stop(job)
+        for table in (self.paces, self.latest, self.lengths):
+            table.pop(uri, None)
+        self.typeahead.forget(uri)
+        if (cache := getattr(self.host.engine, "prefix_cache", None)) is not None:
+            cache.drop(uri)
+
+    # -- requests -------------------------------------------------------------------
+    async def suggestion_at(
+        self, uri: str, text: str, position: types.Position, settings: Settings
+    ) -> Suggestion | None:
+        """The suggestion for a request; the newest request for a document wins."""
+        number = next(self._numbers)
+        self.latest[uri] = number
+        self.lengths.setdefault(uri, len(text))
+        started = time.monotonic()
+        offset = offset_at(text, position.line, position.character)
+        before, after = text[:offset], text[offset:]
+        suggestion: Suggestion | None = None
+        outcome = "none"
+        try:
+            suggestion, outcome = await self._answer(uri, text, offset, settings, number)
+        finally:
+            self.counts[outcome] += 1
+            result = suggestion.result if suggestion is not None else None
+            self.recent.append(
+                {
+                    "line": position.line,
+                    "character": position.character,
+                    "outcome": outcome,
+                    "ms": round((time.monotonic() - started) * 1000, 2),
+                    "prefilled": result.prefilled_tokens if result else None,
+                    "reused": result.reused_tokens if result else None,
+                    "length": len(before) + len(after),
+                }
+            )
+        return suggestion
+
+    async def _answer(
+        self, uri: str, text: str, offset: int, settings: Settings, number: int
+    ) -> tuple[Suggestion | None, str]:
+        before, after = text[:offset], text[offset:]
+        if settings.typeahead and (rest := self.typeahead.lookup(uri, before, after)):
+            return Suggestion(rest, None, "typeahead"), "typeahead"
+        if (job := self.jobs.get(uri)) is not None:
+            if typed_since(job.before, job.after, before, after) is not None:
+                adopted = await self._wait(job, number, uri)
+                if self.latest.get(uri) != number:
+                    return None, "superseded"
+                if adopted is not None:
+                    entry = Entry(job.before, job.after, adopted.text)
+                    if (rest := remainder(entry, before, after)) is not None:
+                        source: Source = "speculative" if job.speculative else "inflight"
+                        return Suggestion(rest, adopted.result, source), source
+            else:
+                self._stop(job)  # computed for another place: no longer wanted
+        pace = self.paces.setdefault(uri, TypingPace())
+        if (delay := pace.delay(time.monotonic(), settings.debounce_max_ms / 1000)) > 0:
+            await asyncio.sleep(delay)
+            if self.latest.get(uri) != number:
+                return None, "debounced"
+        if (job := self.jobs.get(uri)) is not None:
+            self._stop(job)
+        job = self._start(uri, text, offset, settings, False)
+        suggestion = await self._wait(job, number, uri)
+        if self.latest.get(uri) != number:
+            return None, "superseded"
+        return suggestion, "model" if suggestion is not None else "empty"
+
+    async def _wait(self, job: _Job, number: int, uri: str) -> Suggestion | None:
+        """Await ``job``; when the last request waiting for it goes away, stop it."""
+        assert job.task is not None
+        job.waiters += 1
+        try:
+            return await asyncio.shield(job.task)
+        except asyncio.CancelledError:
+            if job.waiters == 1 and not (job.adoptable or job.speculative):
+                job.cancel.set()
+            raise
+        finally:
+            job.waiters -= 1
+
+    # -- jobs ---------------------------------------------------------------------------
+    def _start(
+        self, uri: str, text: str, offset: int, settings: Settings, speculative: bool
+    ) -> _Job:
+        if (old := self.jobs.get(uri)) is not None:
+            self._stop(old)
+        job = _Job(uri, text[:offset], text[offset:], speculative=speculative)
+        job.task = asyncio.ensure_future(self._run(job, text, offset, settings))
+        job.task.add_done_callback(_consume_error)
+        self.jobs[uri] = job
+        self.counts["speculative_started" if speculative else "model_calls"] += 1
+        return job
+
+    async def _run(
+        self, job: _Job, text: str, offset: int, settings: Settings
+    ) -> Suggestion | None:
+        def seen(generated: str) -> None:
+            job.partial = generated
+
+        try:
+            cleaned, result = await generate_suggestion(
+                text, offset, settings, self.host, job.cancel, cache_key=job.uri, on_text=seen
+            )
+        finally:
+            if self.jobs.get(job.uri) is job:
+                del self.jobs[job.uri]
+        if result is not None and result.finish_reason != "cancelled":
+            self.paces.setdefault(job.uri, TypingPace()).model_latency(result.seconds)
+        if not cleaned or result is None:
+            return None
+        if settings.typeahead:
+            self.typeahead.add(job.uri, job.before, job.after, cleaned)
+        return Suggestion(cleaned, result, "speculative" if job.speculative else "model")
+
+    def _stop(self, job: _Job) -> None:
+        job.cancel.set()
+        if self.jobs.get(job.uri) is job:
+            del self.jobs[job.uri]
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and recent requests, for ``mmlsp/status`` and the benchmark."""
+        cache = getattr(self.host.engine, "prefix_cache", None)
+        return {
+            "counts": dict(self.counts),
+            "activeJobs": len(self.jobs),
+            "typeaheadEntries": len(self.typeahead),
+            "typeaheadChars": self.typeahead.chars,
+            "kvCacheEntries": len(cache) if cache is not None else 0,
+            "kvCacheBytes": cache.nbytes if cache is not None else 0,
+            "recent": list(self.recent),
+        }
+
+
+def _typed_into(job: _Job, text: str) -> str | None:
+    """What an edit typed at ``job``'s cursor, or None for any other edit."""
+    cut = len(text) - len(job.after)
+    if cut < len(job.before):
+        return None
+    return typed_since(job.before, job.after, text[:cut], text[cut:])
+
+
+def _consume_error(task: asyncio.Future[Any]) -> None:
+    # A job nobody waits for any more may still fail; log it instead of asyncio's warning.
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        if isinstance(exc, EngineError):
+            log.debug("background completion failed: %s", exc)
+        else:
+            log.error("background completion failed", exc_info=exc)
 
 
 def valid_position(text: str, position: types.Position) -> bool:

@@ -1,0 +1,1 @@
+"""Benchmarks and long-running checks (run from the repository root)."""

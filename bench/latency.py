@@ -1,0 +1,583 @@
+"""Latency benchmark: replay real typing through the real LSP server over stdio.
+
+Takes a real Python file (a stdlib module), deletes a function's body and retypes it
+character by character at a set pace, sending ``didChange`` and
+``inlineCompletion`` (and ``$/cancelRequest`` for the request each keystroke
+supersedes) exactly as an editor does, once with the latency features on (KV prefix
+reuse, typed-ahead reuse, in-flight reuse, speculative next) and once with them off.
+Then, in this process on the same model, it times model calls directly: a cold call
+versus a follow-up after one typed character, prompt-lookup drafting, and the LSP
+path versus a direct engine call.
+
+    python bench/latency.py                              # tiny test model (built in seconds)
+    python bench/latency.py --model builtin:gemma-3-270m --chars 40 --reps 2
+
+Writes the "## Latency" section of BENCHMARKS.md and bench/latency_cdf.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import json
+import os
+import re
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from lsprotocol import types  # noqa: E402
+
+from mmlsp.config import Settings, default_cache_dir  # noqa: E402
+from mmlsp.context import build_context  # noqa: E402
+from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
+from mmlsp.features.completion import generate_suggestion  # noqa: E402
+from mmlsp.positions import position_at  # noqa: E402
+from mmlsp.prompts import build_prompt  # noqa: E402
+from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state  # noqa: E402
+
+URI = "file:///bench/typing.py"
+FEATURES_ON = {"kvReuse": True, "typeahead": True}
+FEATURES_OFF = {"kvReuse": False, "typeahead": False}
+SERVED = ("typeahead", "inflight", "speculative")
+
+
+# -- the typing script ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Script:
+    path: Path
+    function: str
+    start: str  # the file with the body deleted, up to the cursor
+    body: str  # what gets retyped
+    end: str  # the rest of the file
+
+
+def make_script(path: Path, function: str, chars: int) -> Script:
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    node = next(
+        (
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name == function
+        ),
+        None,
+    )
+    if node is None:
+        raise SystemExit(f"no function {function!r} in {path}")
+    lines = source.splitlines(keepends=True)
+    first = node.body[0]
+    if isinstance(first, ast.Expr) and isinstance(getattr(first, "value", None), ast.Constant):
+        first = node.body[1] if len(node.body) > 1 else first  # keep the docstring
+    start_line, end_line = first.lineno - 1, node.body[-1].end_lineno or first.lineno
+    indent = lines[start_line][: len(lines[start_line]) - len(lines[start_line].lstrip())]
+    body = "".join(lines[start_line:end_line])[len(indent) :].rstrip("\n")
+    body = body[:chars] if chars else body
+    start = "".join(lines[:start_line]) + indent
+    end = "\n" + "".join(lines[end_line:])
+    return Script(path, function, start, body, end)
+
+
+def stdlib(name: str) -> Path:
+    return Path(sysconfig.get_paths()["stdlib"]) / name
+
+
+# -- replay through the LSP server ---------------------------------------------------
+
+
+@dataclass
+class Replay:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)  # keystroke -> suggestion shown
+    keystrokes: int = 0
+    answered: int = 0  # keystrokes whose own request returned a suggestion
+    outcomes: dict[str, int] = field(default_factory=dict)
+    prefilled: list[int] = field(default_factory=list)
+    reused: list[int] = field(default_factory=list)
+    served_ms: list[float] = field(default_factory=list)  # server time for typed-ahead hits
+    lsp_call_ms: list[float] = field(default_factory=list)
+
+
+def plain(value: Any) -> Any:
+    if hasattr(value, "_asdict"):
+        return {k: plain(v) for k, v in value._asdict().items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def inline_params(line: int, character: int) -> types.InlineCompletionParams:
+    return types.InlineCompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=URI),
+        position=types.Position(line, character),
+        context=types.InlineCompletionContext(
+            trigger_kind=types.InlineCompletionTriggerKind.Automatic
+        ),
+    )
+
+
+async def replay(args: argparse.Namespace, script: Script, name: str, options: dict) -> Replay:
+    out = Replay(name)
+    init = {**base_options(args), **options}
+    async with lsp_session(["--model", args.model], args.cache_dir, init) as client:
+        ready = await wait_for_state(client)
+        if ready["state"] != "ready":
+            raise SystemExit(f"model failed to load: {ready}")
+        text = script.start + script.end
+        open_doc(client, URI, text)
+        cursor = len(script.start)
+        # Warm-up: one request at the start, as when the user opens the function.
+        line, col = position_at(text, cursor)
+        await client.protocol.send_request_async(
+            types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(line, col)
+        )
+        pending: dict[str, asyncio.Future] = {}
+        loop = asyncio.get_running_loop()
+        version = 1
+
+        async def request(key: int, sent: float, msg_id: str, line: int, col: int) -> None:
+            try:
+                result = await pending[msg_id]
+            except Exception:  # cancelled: superseded by the next keystroke
+                return
+            if result is not None and result.items:
+                out.answered += 1
+                out.latencies_ms.append((loop.time() - sent) * 1000)
+
+        tasks = []
+        previous: str | None = None
+        for i, char in enumerate(script.body):
+            version += 1
+            sent = loop.time()
+            line, col = position_at(text, cursor)
+            change_doc(client, URI, version, char, (line, col))
+            text = text[:cursor] + char + text[cursor:]
+            cursor += 1
+            line, col = position_at(text, cursor)
+            msg_id = f"{name}-{i}"
+            if previous is not None and not args.wait:
+                client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=previous))
+            pending[msg_id] = asyncio.ensure_future(
+                client.protocol.send_request_async(
+                    types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(line, col), msg_id=msg_id
+                )
+            )
+            task = asyncio.ensure_future(request(i, sent, msg_id, line, col))
+            tasks.append(task)
+            previous = msg_id
+            out.keystrokes += 1
+            pace = asyncio.sleep(args.pace_ms / 1000)
+            if args.wait:  # the typist reads each suggestion before the next key
+                await asyncio.gather(pace, asyncio.wait_for(task, 600))
+            else:
+                await pace
+        await asyncio.wait_for(asyncio.gather(*tasks), 600)
+        stats = plain((await status(client))["completion"])
+        recent = stats["recent"][-out.keystrokes :]
+        for record in recent:
+            out.outcomes[record["outcome"]] = out.outcomes.get(record["outcome"], 0) + 1
+            if record["outcome"] in ("model", "inflight", "speculative") and record["prefilled"]:
+                out.prefilled.append(record["prefilled"])
+                out.reused.append(record["reused"])
+            if record["outcome"] == "typeahead":
+                out.served_ms.append(record["ms"])
+        # LSP path: the same request, repeated at the final state (nothing typed since).
+        if name == "off":
+            line, col = position_at(text, cursor)
+            for _ in range(args.reps):
+                start = time.perf_counter()
+                await client.protocol.send_request_async(
+                    types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(line, col)
+                )
+                out.lsp_call_ms.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def base_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "device": args.device,
+        "maxNewTokens": args.max_new_tokens,
+        "maxNewTokensMultiline": args.max_new_tokens,
+        "timeBudgetMs": args.time_budget_ms,
+    }
+
+
+# -- direct engine measurements --------------------------------------------------------
+
+
+@dataclass
+class Direct:
+    cold_ms: list[float] = field(default_factory=list)
+    follow_ms: list[float] = field(default_factory=list)  # one char typed, reuse on
+    follow_off_ms: list[float] = field(default_factory=list)  # one char typed, reuse off
+    cold_first_ms: list[float] = field(default_factory=list)  # first token only (prefill)
+    follow_first_ms: list[float] = field(default_factory=list)
+    cold_prefill: list[int] = field(default_factory=list)
+    follow_prefill: list[int] = field(default_factory=list)
+    engine_ms: list[float] = field(default_factory=list)  # as the LSP overhead baseline
+    engine_cold_ms: list[float] = field(default_factory=list)  # model only, one token
+    engine_follow_ms: list[float] = field(default_factory=list)
+    lookup: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+async def direct(args: argparse.Namespace, script: Script) -> Direct:
+    host = EngineHost()
+    host.load(LoadSpec(args.model, args.device, "auto", str(args.cache_dir)))
+    ready = host.wait_ready(1800)
+    if ready.state != "ready":
+        raise SystemExit(f"model failed to load: {ready}")
+    engine = host.engine
+    settings = replace(
+        Settings(),
+        max_new_tokens=args.max_new_tokens,
+        max_new_tokens_multiline=args.max_new_tokens,
+        time_budget_ms=args.time_budget_ms,
+    )
+    one = replace(settings, max_new_tokens=1, max_new_tokens_multiline=1)
+    out = Direct()
+    body = script.body
+    points = [round(k * (len(body) - 1) / max(1, args.reps)) for k in range(args.reps)]
+    for at in points:
+        text0 = script.start + body[:at] + script.end
+        off0 = len(script.start) + at
+        text1 = script.start + body[: at + 1] + script.end
+        for opts, cold_list, follow_list in ((settings, out.cold_ms, out.follow_ms),):
+            engine.prefix_cache.clear()
+            t = time.perf_counter()
+            _, r0 = await generate_suggestion(text0, off0, opts, host, cache_key="d")
+            cold_list.append((time.perf_counter() - t) * 1000)
+            t = time.perf_counter()
+            _, r1 = await generate_suggestion(text1, off0 + 1, opts, host, cache_key="d")
+            follow_list.append((time.perf_counter() - t) * 1000)
+            out.cold_prefill.append(r0.prefilled_tokens)
+            out.follow_prefill.append(r1.prefilled_tokens)
+        t = time.perf_counter()
+        await generate_suggestion(text1, off0 + 1, settings, host)
+        out.follow_off_ms.append((time.perf_counter() - t) * 1000)
+        engine.prefix_cache.clear()
+        t = time.perf_counter()
+        await generate_suggestion(text0, off0, one, host, cache_key="p")
+        out.cold_first_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        await generate_suggestion(text1, off0 + 1, one, host, cache_key="p")
+        out.follow_first_ms.append((time.perf_counter() - t) * 1000)
+        # The model alone (no context building or post-processing): prefill + 1 token.
+        p0 = prompt_for(host, settings, text0, off0)
+        p1 = prompt_for(host, settings, text1, off0 + 1)
+        engine.prefix_cache.clear()
+        t = time.perf_counter()
+        engine.generate(GenerationRequest(p0, 1, cache_key="e"))
+        out.engine_cold_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        engine.generate(GenerationRequest(p1, 1, cache_key="e"))
+        out.engine_follow_ms.append((time.perf_counter() - t) * 1000)
+    # Prompt lookup: same prompts, drafts on and off; identical output is required.
+    for draft in args.lookup:
+        same, times = 0, []
+        for at in points:
+            text0 = script.start + body[:at] + script.end
+            off0 = len(script.start) + at
+            t = time.perf_counter()
+            plain_text, r_plain = await generate_suggestion(text0, off0, settings, host)
+            base = time.perf_counter() - t
+            drafted = replace(settings, prompt_lookup_tokens=draft)
+            t = time.perf_counter()
+            draft_text, r_draft = await generate_suggestion(text0, off0, drafted, host)
+            times.append(((time.perf_counter() - t), base, r_draft))
+            same += plain_text == draft_text
+        out.lookup[draft] = {
+            "identical": f"{same}/{len(points)}",
+            "ratio": statistics.median(d / b for d, b, _ in times if b > 0),
+            "accepted": sum(r.accepted_draft_tokens for *_, r in times),
+            "drafted": sum(r.draft_tokens for *_, r in times),
+        }
+    # Direct engine call at the replay's final state: the LSP overhead baseline.
+    final = script.start + body + script.end
+    off = len(script.start) + len(body)
+    off_settings = replace(settings, kv_reuse=False)
+    for _ in range(args.reps):
+        t = time.perf_counter()
+        await generate_suggestion(final, off, off_settings, host)
+        out.engine_ms.append((time.perf_counter() - t) * 1000)
+    host.shutdown()
+    return out
+
+
+def prompt_for(host: EngineHost, settings: Settings, text: str, offset: int) -> str:
+    """The prompt the completion path builds (context fitted to the budgets, FIM)."""
+    ctx = build_context(
+        text,
+        offset,
+        prefix_tokens=settings.prefix_tokens,
+        suffix_tokens=settings.suffix_tokens,
+        count=host.engine.count_tokens,
+    )
+    return build_prompt(host.template, ctx.prefix, ctx.suffix)
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
+    def served(r: Replay) -> float:
+        return sum(r.outcomes.get(k, 0) for k in SERVED) / max(1, r.keystrokes)
+
+    cold, follow, follow_off = med(d.cold_ms), med(d.follow_ms), med(d.follow_off_ms)
+    lsp, eng = med(off.lsp_call_ms), med(d.engine_ms)
+    rows = [
+        (
+            "keystroke → suggestion p50 (ms)",
+            f"{pct(on.latencies_ms, 0.5):.0f}",
+            f"{pct(off.latencies_ms, 0.5):.0f}",
+            "",
+        ),
+        (
+            "keystroke → suggestion p95 (ms)",
+            f"{pct(on.latencies_ms, 0.95):.0f}",
+            f"{pct(off.latencies_ms, 0.95):.0f}",
+            "",
+        ),
+        (
+            "keystrokes answered with a suggestion",
+            f"{on.answered}/{on.keystrokes}",
+            f"{off.answered}/{off.keystrokes}",
+            "",
+        ),
+        ("keystrokes served without a model call", f"{served(on):.0%}", f"{served(off):.0%}", ""),
+        (
+            "typed-ahead hit, server time p50 (ms)",
+            f"{pct(on.served_ms, 0.5):.2f}",
+            "–",
+            "target < 5",
+        ),
+        (
+            "prompt tokens prefilled per model call (median)",
+            f"{med(on.prefilled):.0f}",
+            f"{med(off.prefilled):.0f}",
+            f"ratio {med(on.prefilled) / max(1, med(off.prefilled)):.2f}",
+        ),
+        ("direct: cold call (ms)", f"{cold:.0f}", f"{cold:.0f}", ""),
+        (
+            "direct: follow-up after one typed char (ms)",
+            f"{follow:.0f}",
+            f"{follow_off:.0f}",
+            f"ratio to cold {follow / cold:.2f} on, {follow_off / cold:.2f} off (target ≤ 0.3)",
+        ),
+        (
+            "direct: first token only, cold → follow-up (ms)",
+            f"{med(d.cold_first_ms):.0f} → {med(d.follow_first_ms):.0f}",
+            "",
+            f"ratio {med(d.follow_first_ms) / med(d.cold_first_ms):.2f}",
+        ),
+        (
+            "model only, prefill + 1 token, cold → follow-up (ms)",
+            f"{med(d.engine_cold_ms):.0f} → {med(d.engine_follow_ms):.0f}",
+            "",
+            f"ratio {med(d.engine_follow_ms) / med(d.engine_cold_ms):.2f} (target ≤ 0.3)",
+        ),
+        (
+            "direct: tokens prefilled cold → follow-up",
+            f"{med(d.cold_prefill):.0f} → {med(d.follow_prefill):.0f}",
+            "",
+            "",
+        ),
+        (
+            "LSP request vs direct engine call (ms)",
+            "",
+            f"{lsp:.0f} vs {eng:.0f}",
+            f"overhead ratio {lsp / eng:.2f} (target ≤ 1.10)",
+        ),
+    ]
+    for draft, info in d.lookup.items():
+        rows.append(
+            (
+                f"prompt lookup, {draft} draft tokens",
+                "",
+                "",
+                f"time ratio {info['ratio']:.2f}, identical {info['identical']}, "
+                f"accepted {info['accepted']}/{info['drafted']}",
+            )
+        )
+    lines = [
+        "| measure | features on | features off | note |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {n} |" for a, b, c, n in rows),
+    ]
+    outcome_line = (
+        f"Request outcomes, on: `{json.dumps(on.outcomes)}`; off: `{json.dumps(off.outcomes)}`."
+    )
+    return "\n".join(lines) + "\n\n" + outcome_line
+
+
+def plot(on: Replay, off: Replay, path: Path, title: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is missing (pip install -e '.[bench]'): no plot", file=sys.stderr)
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r, label in ((on, "latency features on"), (off, "off")):
+        xs = sorted(r.latencies_ms)
+        if xs:
+            ys = [(i + 1) / len(xs) for i in range(len(xs))]
+            ax.step(xs, ys, where="post", label=f"{label} (n={len(xs)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("keystroke → suggestion (ms, log)")
+    ax.set_ylabel("share of answered keystrokes")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    """Replace the ``## Latency`` section (up to the next ``## ``), or append it."""
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    section = f"{heading}\n\n{body.strip()}\n"
+    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _m: section + "\n", text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default="tiny", help="'tiny' (test model) or any --model value")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--file", default="fnmatch.py", help="stdlib module or a path")
+    p.add_argument("--function", default="translate")
+    p.add_argument("--chars", type=int, default=400, help="retype this many chars (0: all)")
+    p.add_argument("--pace-ms", type=float, default=80.0, help="gap between keystrokes")
+    p.add_argument(
+        "--no-wait",
+        dest="wait",
+        action="store_false",
+        help="type on at the pace without waiting for each answer (superseded requests"
+        " are cancelled); by default each keystroke waits for its answer, then the pace",
+    )
+    p.add_argument("--reps", type=int, default=5, help="repetitions of direct measurements")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument(
+        "--time-budget-ms",
+        type=int,
+        default=60000,
+        help="per request; large by default so that no measured call is cut short",
+    )
+    p.add_argument("--lookup", type=int, nargs="*", default=[4, 8])
+    p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--plot", type=Path, default=None)
+    p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads, here and in the server (equal, so the comparisons are fair;"
+        " few, so a busy machine does not thrash OpenMP)",
+    )
+    return p.parse_args(argv)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    import torch
+
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the server
+    torch.set_num_threads(args.threads)
+    label = args.model
+    if args.model == "tiny":
+        from tests.tiny_model import build_tiny_model
+
+        args.model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-"))))
+        label = "tiny test model (2 layers, random weights)"
+    args.cache_dir = default_cache_dir()
+    path = Path(args.file) if Path(args.file).is_file() else stdlib(args.file)
+    script = make_script(path, args.function, args.chars)
+    print(f"retyping {len(script.body)} chars of {path.name}:{script.function}", file=sys.stderr)
+    on = await replay(args, script, "on", FEATURES_ON)
+    print(f"on: {on.outcomes}", file=sys.stderr)
+    off = await replay(args, script, "off", FEATURES_OFF)
+    print(f"off: {off.outcomes}", file=sys.stderr)
+    d = await direct(args, script)
+    table = report(args, script, on, off, d)
+    slug = "tiny" if "tiny" in label else re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
+    png = args.plot or ROOT / "bench" / f"latency_cdf_{slug}.png"
+    plotted = plot(on, off, png, f"{label}: {path.name}:{script.function}")
+    header = (
+        f"### {label}\n\n"
+        f"`{' '.join(['python', 'bench/latency.py', *sys.argv[1:]])}` — retyped "
+        f"{len(script.body)} chars of `{path.name}:{script.function}` at {args.pace_ms:.0f} ms "
+        f"a keystroke{' (each answer awaited)' if args.wait else ''}, CPU ({os.cpu_count()} "
+        f"cores, {args.threads} torch thread(s)), max {args.max_new_tokens} new tokens.\n"
+    )
+    body = header + "\n" + table + "\n"
+    if plotted:
+        body += f"\n![latency CDF]({png.relative_to(ROOT).as_posix()})\n"
+    print(body)
+    if not args.no_write:
+        write_model_section(args.out, slug, body)
+
+
+def write_model_section(path: Path, slug: str, body: str) -> None:
+    """Keep one block per model inside "## Latency", between marker comments."""
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    match = re.search(r"^## Latency\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    current = match.group(1) if match else ""
+    begin, end = f"<!-- latency:{slug} -->", f"<!-- /latency:{slug} -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    if begin in current:
+        current = re.sub(
+            re.escape(begin) + ".*?" + re.escape(end), lambda _m: block, current, flags=re.S
+        )
+    else:
+        parts = [current.strip() or LATENCY_INTRO.strip(), block]
+        current = "\n\n".join(parts)
+    write_section(path, "## Latency", current)
+
+
+LATENCY_INTRO = """Produced by `python bench/latency.py` (see README, "Benchmarks"). The replay
+types a real stdlib function body into the real server over stdio, as an editor does
+(didChange and inlineCompletion; with `--no-wait`, $/cancelRequest too), once
+with the latency features on (KV prefix reuse, typed-ahead and in-flight reuse,
+speculative next suggestion) and once off; the direct rows time the engine in the
+benchmark process on the same model.
+
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    asyncio.run(main_async(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

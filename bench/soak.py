@@ -1,0 +1,208 @@
+"""Soak: replay edits and requests against one real server for N minutes, watch its health.
+
+Records, once per sample interval: the server's RSS, open file descriptors, threads,
+the numeric counters of ``mmlsp/status``, and the p95 request latency of the
+interval. Fails (exit 1) if memory keeps growing: the RSS slope over the second half
+of the run is above ``--max-slope-mb-per-min`` and the second half grew by more
+than ``--max-growth-mb``.
+
+    python -m bench.soak --minutes 60                 # an hour, with the tiny model
+    python -m bench.soak --minutes 2 --model DIR      # any model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+
+from tests.fuzz_driver import ServerDriver
+from tests.lsp_helpers import status
+
+SOURCES = ["textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "heapq.py"]
+
+
+def _proc(pid: int) -> dict[str, float]:
+    proc = Path(f"/proc/{pid}")
+    fields = dict(
+        line.split(":", 1) for line in (proc / "status").read_text().splitlines() if ":" in line
+    )
+    return {
+        "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+        "fds": len(list((proc / "fd").iterdir())),
+        "threads": int(fields["Threads"]),
+    }
+
+
+def _p95(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+async def _type_some(
+    client, rng: random.Random, uri: str, text: str, version: int, latencies: list[float]
+) -> tuple[str, int]:
+    """Type a few characters at a random line end, asking for a suggestion each time."""
+    lines = text.split("\n")
+    line = rng.randrange(len(lines))
+    col = len(lines[line])
+    for char in rng.choice(["x = ", "return self.", "if value:", "# note", "(a, b)"]):
+        version += 1
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(types.Position(line, col), types.Position(line, col)),
+                        text=char,
+                    )
+                ],
+            )
+        )
+        lines[line] = lines[line][:col] + char + lines[line][col:]
+        col += 1
+        start = time.perf_counter()
+        await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line, col),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
+        latencies.append((time.perf_counter() - start) * 1000)
+    return "\n".join(lines), version
+
+
+async def _cycle(
+    client,
+    rng: random.Random,
+    docs: dict[str, tuple[str, int]],
+    originals: dict[str, str],
+    latencies: list[float],
+) -> None:
+    uri = rng.choice(sorted(originals))
+    if uri not in docs:
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=originals[uri]
+                )
+            )
+        )
+        docs[uri] = (originals[uri], 1)
+    text, version = docs[uri]
+    roll = rng.random()
+    if roll < 0.1:  # close it; reopened from scratch later
+        client.text_document_did_close(
+            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
+        )
+        del docs[uri]
+    elif roll < 0.2:  # the editor reloads the file
+        version += 1
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[types.TextDocumentContentChangeWholeDocument(text=originals[uri])],
+            )
+        )
+        docs[uri] = (originals[uri], version)
+    else:
+        docs[uri] = await _type_some(client, rng, uri, text, version, latencies)
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (minute, MB) points, in MB per minute."""
+    if len(points) < 2:
+        return 0.0
+    xs, ys = zip(*points, strict=True)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return 0.0 if den == 0 else sum((x - mx) * (y - my) for x, y in points) / den
+
+
+def run(minutes: float, model: Path, sample_seconds: float, seed: int) -> list[dict[str, Any]]:
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    originals = {f"file:///soak/{name}": (stdlib / name).read_text() for name in SOURCES}
+    rng = random.Random(seed)
+    driver = ServerDriver(model, Path(tempfile.mkdtemp(prefix="mmlsp-soak-")))
+    pid = driver.client._server.pid
+    samples: list[dict[str, Any]] = []
+    docs: dict[str, tuple[str, int]] = {}
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < minutes * 60:
+            latencies: list[float] = []
+            window_end = time.monotonic() + sample_seconds
+            while time.monotonic() < window_end:
+                driver.call(_cycle(driver.client, rng, docs, originals, latencies), timeout=120)
+            counters = {
+                k: v
+                for k, v in driver.call(status(driver.client)).items()
+                if isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            elapsed = time.monotonic() - start
+            sample = {
+                "minute": round(elapsed / 60, 3),
+                **_proc(pid),
+                "requests": len(latencies),
+                "p95_ms": round(_p95(latencies), 1),
+                "open_docs": len(docs),
+                **counters,
+            }
+            samples.append(sample)
+            print(json.dumps(sample), flush=True)
+    finally:
+        driver.close()
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=2.0)
+    parser.add_argument("--model", type=Path, help="model dir (default: build the tiny test model)")
+    parser.add_argument("--sample-seconds", type=float, default=10.0)
+    parser.add_argument("--max-slope-mb-per-min", type=float, default=5.0)
+    parser.add_argument("--max-growth-mb", type=float, default=50.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, help="also write the samples here")
+    args = parser.parse_args(argv)
+    model = args.model
+    if model is None:
+        from tests.tiny_model import build_tiny_model
+
+        model = build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-")))
+    samples = run(args.minutes, model, args.sample_seconds, args.seed)
+    if args.json:
+        args.json.write_text(json.dumps(samples, indent=1))
+    second_half = [s for s in samples if s["minute"] >= samples[-1]["minute"] / 2]
+    rss_slope = slope([(s["minute"], s["rss_mb"]) for s in second_half])
+    growth = second_half[-1]["rss_mb"] - second_half[0]["rss_mb"] if second_half else 0.0
+    requests = sum(s["requests"] for s in samples)
+    print(
+        f"soak: {samples[-1]['minute']:.1f} min, {requests} completion requests, RSS "
+        f"{samples[0]['rss_mb']:.0f} -> {samples[-1]['rss_mb']:.0f} MB, second-half slope "
+        f"{rss_slope:+.2f} MB/min (growth {growth:+.1f} MB), fds {samples[0]['fds']} -> "
+        f"{samples[-1]['fds']}, threads {samples[0]['threads']} -> {samples[-1]['threads']}, "
+        f"p95 {max(s['p95_ms'] for s in samples):.0f} ms (worst interval)"
+    )
+    if rss_slope > args.max_slope_mb_per_min and growth > args.max_growth_mb:
+        print("soak: FAILED: memory keeps growing", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Prompt-lookup drafts: guess the next tokens by finding the current n-gram earlier.
+
+Code repeats itself (names, call patterns, the suffix the cursor is heading into), so
+the tokens that followed the last occurrence of the newest n-gram are a cheap draft.
+The engine verifies a draft in one forward pass and keeps only the tokens greedy
+decoding would have produced, so a draft changes speed, not the greedy choice.
+Pure functions over token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def ngram_draft(
+    tokens: Sequence[int], num: int, max_ngram: int = 3, min_ngram: int = 1
+) -> list[int]:
+    """Up to ``num`` tokens that followed the latest earlier match of the final n-gram.
+
+    Longer n-grams are tried first (they predict better); the most recent match wins
+    (it is nearest the cursor). Empty when nothing matches or ``num`` <= 0.
+    """
+    if num <= 0 or len(tokens) < 2:
+        return []
+    seq = list(tokens)
+    end = len(seq)
+    for n in range(min(max_ngram, end - 1), min_ngram - 1, -1):
+        tail = seq[end - n :]
+        last = tail[-1]
+        # Scan right to left for the n-gram ending at position i (excluding the tail itself).
+        for i in range(end - 2, n - 2, -1):
+            if seq[i] == last and seq[i - n + 1 : i + 1] == tail:
+                draft = seq[i + 1 : i + 1 + num]
+                if draft:
+                    return draft
+    return []
+
+
+def accepted(draft: Sequence[int], greedy: Sequence[int]) -> int:
+    """How many draft tokens agree with the model's greedy choice at each position."""
+    count = 0
+    for d, g in zip(draft, greedy, strict=False):
+        if d != g:
+            break
+        count += 1
+    return count

@@ -1,0 +1,52 @@
+"""Adaptive debounce: how long a completion request waits before it calls the model.
+
+This module owns ``TypingPace``, per document: the typing speed (a moving average
+of the gaps between edits), whether the last edits were a run of deletions, and the
+model's recent latency. A request waits only when another keystroke is likely to
+supersede it before the model could answer: while the user types faster than the
+model answers, for about one keystroke gap; during a backspace burst, longer (no
+firing on runs of backspaces). Pure: times are passed in, in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Gaps longer than this are pauses, not typing speed.
+PAUSE_S = 1.5
+# Moving-average weight of the newest observation.
+ALPHA = 0.3
+# Deletions in a row that make a backspace burst.
+BURST = 2
+
+
+@dataclass
+class TypingPace:
+    gap_s: float | None = None  # average gap between edits while typing
+    latency_s: float | None = None  # average model-call latency
+    last_edit: float | None = None
+    deletions_in_row: int = 0
+
+    def edit(self, now: float, deleted: bool) -> None:
+        """Record one document change (``deleted``: it removed text and inserted none)."""
+        if self.last_edit is not None and (gap := now - self.last_edit) < PAUSE_S:
+            self.gap_s = gap if self.gap_s is None else (1 - ALPHA) * self.gap_s + ALPHA * gap
+        self.last_edit = now
+        self.deletions_in_row = self.deletions_in_row + 1 if deleted else 0
+
+    def model_latency(self, seconds: float) -> None:
+        self.latency_s = (
+            seconds if self.latency_s is None else (1 - ALPHA) * self.latency_s + ALPHA * seconds
+        )
+
+    def delay(self, now: float, max_s: float) -> float:
+        """Seconds to wait before calling the model (0: call it now)."""
+        if max_s <= 0 or self.gap_s is None or self.last_edit is None:
+            return 0.0
+        if now - self.last_edit >= PAUSE_S:
+            return 0.0  # the user stopped typing: answer at once
+        if self.deletions_in_row >= BURST:
+            return max_s
+        if self.latency_s is not None and self.gap_s >= self.latency_s:
+            return 0.0  # the model answers before the next keystroke anyway
+        return min(max_s, 1.3 * self.gap_s)

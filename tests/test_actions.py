@@ -1,0 +1,235 @@
+"""Code actions without a server: listing, fix targets, the parse check and its retry.
+
+The model is a ``ScriptedEngine`` test double, so each test knows the exact reply.
+"""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from mmlsp import chat
+from mmlsp.features.actions import (
+    ActionError,
+    Doc,
+    ExplainFiles,
+    explain_markdown,
+    fix_edit,
+    list_actions,
+    parse_location,
+    parse_range,
+)
+from mmlsp.syntax import SyntaxDocument
+from tests.scripted_engine import ScriptedEngine, scripted_host
+
+TEXT = (
+    "import os\n"  # 0
+    "\n"  # 1
+    "\n"  # 2
+    "def mean(values):\n"  # 3
+    "    total = sum(values)\n"  # 4
+    "    return total / len(values)\n"  # 5
+    "\n"  # 6
+    "\n"  # 7
+    "LIMIT = 10\n"  # 8
+)
+MEAN_RANGE = types.Range(types.Position(3, 0), types.Position(5, 30))
+FIXED = (
+    "def mean(values):\n    if not values:\n        return 0.0\n"
+    "    return sum(values) / len(values)"
+)
+
+
+def make_doc(text: str = TEXT, language: str | None = "python") -> Doc:
+    syntax = SyntaxDocument(text, language) if language else None
+    return Doc("file:///t/stats.py", 3, text, language or "text", syntax)
+
+
+def asker(engine: ScriptedEngine, tmp_path: Path):
+    host = scripted_host(engine, tmp_path)
+
+    async def ask(messages: chat.Messages) -> str:
+        return await chat.ask(host, messages, 200, 10)
+
+    return ask
+
+
+def apply(doc: Doc, edit: types.TextEdit) -> str:
+    start, end = doc.offset(edit.range.start), doc.offset(edit.range.end)
+    return doc.text[:start] + edit.new_text + doc.text[end:]
+
+
+def point(line: int, character: int) -> types.Range:
+    return types.Range(types.Position(line, character), types.Position(line, character))
+
+
+def diagnostic(line: int, message: str, source: str = "ruff") -> types.Diagnostic:
+    rng = types.Range(types.Position(line, 11), types.Position(line, 30))
+    return types.Diagnostic(range=rng, message=message, source=source)
+
+
+def test_listing_calls_no_model_and_carries_data() -> None:
+    doc = make_doc()
+    diag = diagnostic(5, "ZeroDivisionError when values is empty")
+    actions = list_actions(
+        doc, point(3, 5), [diag], None, docstring_style="google", resolvable=True
+    )
+    titles = [a.title for a in actions]
+    assert titles == [
+        "Fix with AI: ZeroDivisionError when values is empty",
+        "Add docstring (google) with AI",
+        "Explain with AI",
+    ]
+    fix, docstring, explain = actions
+    assert fix.kind == types.CodeActionKind.QuickFix and fix.diagnostics == [diag]
+    assert fix.edit is None and fix.command is None
+    assert fix.data["action"] == "fix" and fix.data["version"] == 3
+    assert docstring.kind == types.CodeActionKind.RefactorRewrite
+    assert explain.command.command == "mmlsp.explain"
+    # Without resolve support each edit action carries the applyAction command instead.
+    unresolved = list_actions(
+        doc, point(3, 5), [diag], None, docstring_style="numpy", resolvable=False
+    )
+    assert unresolved[0].command.command == "mmlsp.applyAction"
+    assert unresolved[0].command.arguments == [unresolved[0].data]
+    # `only` filters by kind; a stale range lists nothing.
+    only = list_actions(
+        doc, point(3, 5), [diag], ["quickfix"], docstring_style="google", resolvable=True
+    )
+    assert [a.kind for a in only] == ["quickfix"]
+    assert (
+        list_actions(doc, point(99, 0), [], None, docstring_style="google", resolvable=True) == []
+    )
+    # In a function body (not its header) there is no docstring action.
+    body = list_actions(doc, point(4, 6), [], None, docstring_style="google", resolvable=True)
+    assert [a.title for a in body] == ["Explain with AI"]
+    # A selection offers a fix for it.
+    selection = types.Range(types.Position(4, 4), types.Position(5, 10))
+    titles = [
+        a.title
+        for a in list_actions(doc, selection, [], None, docstring_style="google", resolvable=True)
+    ]
+    assert titles == ["Fix selection with AI", "Explain selection with AI"]
+
+
+async def test_fix_replaces_exactly_the_enclosing_function(tmp_path: Path) -> None:
+    engine = ScriptedEngine([f"Here is the fix:\n```python\n{FIXED}\n```\nIt avoids the crash."])
+    doc = make_doc()
+    edit = await fix_edit(
+        doc, diagnostic(5, "division by zero").range, "division by zero", asker(engine, tmp_path)
+    )
+    assert edit.range == MEAN_RANGE
+    assert edit.new_text == FIXED
+    assert apply(doc, edit) == TEXT.replace(
+        "    total = sum(values)\n    return total / len(values)\n",
+        "    if not values:\n        return 0.0\n    return sum(values) / len(values)\n",
+    )
+    prompt = engine.prompts[0]
+    assert "division by zero" in prompt and "import os" in prompt and "LIMIT = 10" in prompt
+
+
+async def test_fix_of_a_method_keeps_its_indentation(tmp_path: Path) -> None:
+    text = "class C:\n    def f(self, x):\n        return x / 0\n"
+    engine = ScriptedEngine(["def f(self, x):\n    return x / 1"])
+    doc = make_doc(text)
+    edit = await fix_edit(doc, point(2, 15), "division by zero", asker(engine, tmp_path))
+    assert edit.range == types.Range(types.Position(1, 4), types.Position(2, 20))
+    assert apply(doc, edit) == "class C:\n    def f(self, x):\n        return x / 1\n"
+
+
+async def test_module_level_statement_is_the_target(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["LIMIT = 100"])
+    doc = make_doc()
+    edit = await fix_edit(doc, point(8, 3), "too small", asker(engine, tmp_path))
+    assert edit.range == types.Range(types.Position(8, 0), types.Position(8, 10))
+    assert apply(doc, edit) == TEXT.replace("LIMIT = 10\n", "LIMIT = 100\n")
+
+
+async def test_parse_check_rejects_a_broken_reply_and_retries_once(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["def mean(values:\n    return (", f"```\n{FIXED}\n```"])
+    doc = make_doc()
+    edit = await fix_edit(doc, MEAN_RANGE, "crash", asker(engine, tmp_path))
+    assert edit.new_text == FIXED
+    assert len(engine.prompts) == 2
+    # The second prompt carries the rejected reply and the parse error.
+    assert "def mean(values:" in engine.prompts[1] and "is not usable" in engine.prompts[1]
+
+
+async def test_two_broken_replies_give_up_with_a_clear_message(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["def mean(values:", "return )"])
+    with pytest.raises(
+        ActionError, match="does not parse .* even after a retry; nothing was changed"
+    ):
+        await fix_edit(make_doc(), MEAN_RANGE, "crash", asker(engine, tmp_path))
+    assert len(engine.prompts) == 2
+
+
+async def test_a_document_with_errors_may_keep_them_but_not_add_more(tmp_path: Path) -> None:
+    text = "def f(:\n    pass\n\ndef g():\n    return 1\n"
+    engine = ScriptedEngine(["def g():\n    return 2"])
+    doc = make_doc(text)
+    edit = await fix_edit(doc, point(4, 5), "wrong value", asker(engine, tmp_path))
+    assert apply(doc, edit).endswith("def g():\n    return 2\n")
+
+
+async def test_unchanged_and_empty_replies_are_retried_then_errors(tmp_path: Path) -> None:
+    original = "def mean(values):\n    total = sum(values)\n    return total / len(values)"
+    engine = ScriptedEngine([original, FIXED])
+    edit = await fix_edit(make_doc(), MEAN_RANGE, "x", asker(engine, tmp_path))
+    assert edit.new_text == FIXED
+    assert "the code is unchanged" in engine.prompts[1]
+    with pytest.raises(ActionError, match="proposed no change, even after a retry"):
+        engine = ScriptedEngine([original, original])
+        await fix_edit(make_doc(), MEAN_RANGE, "x", asker(engine, tmp_path))
+    with pytest.raises(ActionError, match="returned no code, even after a retry"):
+        engine = ScriptedEngine(["```\n```", "```python\n\n```"])
+        await fix_edit(make_doc(), MEAN_RANGE, "x", asker(engine, tmp_path))
+
+
+async def test_language_without_grammar_fixes_whole_lines(tmp_path: Path) -> None:
+    text = "let a = 1;\nlet b = a / 0;\nlet c = 3;\n"
+    doc = make_doc(text, language=None)
+    engine = ScriptedEngine(["```js\nlet b = a / 1;\n```"])
+    edit = await fix_edit(doc, point(1, 9), "division by zero", asker(engine, tmp_path))
+    assert edit.range == types.Range(types.Position(1, 0), types.Position(1, 14))
+    assert apply(doc, edit) == "let a = 1;\nlet b = a / 1;\nlet c = 3;\n"
+
+
+async def test_explain_targets_the_enclosing_function(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["```markdown\nComputes the **mean**.\n```"])
+    title, markdown = await explain_markdown(make_doc(), point(4, 8), asker(engine, tmp_path))
+    assert title == "`mean`"
+    assert markdown.startswith("# Explanation of `mean`\n\nComputes the **mean**.\n")
+    assert "def mean(values):" in engine.prompts[0] and "LIMIT" not in engine.prompts[0]
+
+
+def test_explain_files_are_private(tmp_path: Path) -> None:
+    files = ExplainFiles()
+    try:
+        path = files.write("`mean` / odd:name", "# hi\n")
+        assert path.read_text() == "# hi\n"
+        assert path.name == "mean_odd_name.md"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    finally:
+        files.cleanup()
+    assert not path.exists()
+
+
+def test_command_arguments() -> None:
+    assert parse_location(["file:///a.py", {"line": 2, "character": 4}]) == (
+        "file:///a.py",
+        point(2, 4),
+    )
+    rng = {"start": {"line": 1, "character": 0}, "end": {"line": 3, "character": 2}}
+    assert parse_location(["file:///a.py", rng])[1] == types.Range(
+        types.Position(1, 0), types.Position(3, 2)
+    )
+    reversed_range = {"start": {"line": 3, "character": 2}, "end": {"line": 1, "character": 0}}
+    assert parse_range(reversed_range) == types.Range(types.Position(1, 0), types.Position(3, 2))
+    for bad in ([], ["file:///a.py"], [1, {"line": 0}], ["file:///a.py", {"line": "x"}], ["u", 5]):
+        with pytest.raises(ActionError):
+            parse_location(bad)

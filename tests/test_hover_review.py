@@ -1,0 +1,156 @@
+"""Hover explanations and review diagnostics, on a stand-in server and a scripted model.
+
+``ScriptedEngine`` is the model's test double; ``FakeServer`` offers only what the
+services read (settings, host, syntax store, open documents, publish_syntax).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
+from lsprotocol import types
+
+from mmlsp.config import Settings
+from mmlsp.documents import SyntaxStore
+from mmlsp.features.hover import PENDING_NOTE, HoverService
+from mmlsp.features.review import SOURCE, ReviewService
+from tests.scripted_engine import ScriptedEngine, scripted_host
+
+URI = "file:///t/m.py"
+OTHER = "file:///t/lib.py"
+TEXT = (
+    "def area(w, h):\n"  # 0
+    '    """Area of a rectangle."""\n'  # 1
+    "    return w * h\n"  # 2
+    "\n"  # 3
+    "\n"  # 4
+    "def ratio(a, b):\n"  # 5
+    "    x = a\n"  # 6
+    "    return x / b\n"  # 7
+    "\n"  # 8
+    "print(area(2, 3), helper())\n"  # 9
+)
+
+
+class FakeServer:
+    def __init__(self, engine: ScriptedEngine, tmp_path: Path, **settings: str) -> None:
+        self.host = scripted_host(engine, tmp_path)
+        self.settings = dataclasses.replace(Settings(), **settings)
+        self.syntax = SyntaxStore(10_000_000)
+        self.workspace = SimpleNamespace(text_documents={})
+        self.published: list[str] = []
+
+    def open(self, uri: str, text: str) -> None:
+        self.syntax.open(uri, "python", text)
+        self.workspace.text_documents[uri] = SimpleNamespace(uri=uri, source=text, version=1)
+
+    def publish_syntax(self, uri: str) -> None:
+        self.published.append(uri)
+
+
+def hover_params(line: int, character: int, uri: str = URI) -> types.HoverParams:
+    return types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line, character),
+    )
+
+
+async def settle(service: HoverService) -> None:
+    while service._pending:
+        await asyncio.sleep(0.01)
+
+
+async def test_hover_answers_now_then_explains_and_an_edit_invalidates(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["- Multiplies `w` by `h`.", "- Now adds them."])
+    server = FakeServer(engine, tmp_path)
+    server.open(URI, TEXT)
+    service = HoverService(server, budget_s=0.0)  # never wait: the first answer is the base
+
+    first = await service.hover(hover_params(0, 5))
+    assert first.range == types.Range(types.Position(0, 4), types.Position(0, 8))
+    assert first.contents.value.startswith("```python\ndef area(w, h)\n```\n\nArea of a rectangle.")
+    assert PENDING_NOTE in first.contents.value
+    await settle(service)
+
+    # The call site finds the same definition, and its explanation is now cached.
+    second = await service.hover(hover_params(9, 7))
+    assert "- Multiplies `w` by `h`." in second.contents.value
+    assert PENDING_NOTE not in second.contents.value
+    assert len(engine.prompts) == 1
+
+    # An edit to the function changes its hash: the old explanation is not shown.
+    server.open(URI, TEXT.replace("return w * h", "return w + h"))
+    third = await service.hover(hover_params(0, 5))
+    assert "Multiplies" not in third.contents.value and PENDING_NOTE in third.contents.value
+    await settle(service)
+    assert "- Now adds them." in (await service.hover(hover_params(0, 5))).contents.value
+    assert len(engine.prompts) == 2
+
+
+async def test_hover_within_budget_includes_the_explanation(tmp_path: Path) -> None:
+    server = FakeServer(ScriptedEngine(["Divides."]), tmp_path)
+    server.open(URI, TEXT)
+    service = HoverService(server, budget_s=5.0)
+    result = await service.hover(hover_params(5, 5))
+    assert result.contents.value.endswith("---\n\nDivides.")
+
+
+async def test_hover_finds_definitions_in_other_open_documents(tmp_path: Path) -> None:
+    server = FakeServer(ScriptedEngine(["Helps."]), tmp_path)
+    server.open(URI, TEXT)
+    server.open(OTHER, "def helper():\n    return 1\n")
+    service = HoverService(server, budget_s=5.0)
+    result = await service.hover(hover_params(9, 20))
+    assert (
+        "def helper()" in result.contents.value and "*Defined in lib.py*" in result.contents.value
+    )
+    # Not a definition or call: nothing; unknown documents and stale positions too.
+    assert await service.hover(hover_params(6, 4)) is None
+    assert await service.hover(hover_params(99, 0)) is None
+    assert await service.hover(hover_params(0, 0, uri="file:///nowhere.py")) is None
+
+
+REVIEW_REPLY = "Here you go:\n3|warning|Divides by zero when `b` is 0.\n9|warning|no such line\n"
+
+
+async def test_review_on_save_publishes_findings_at_function_lines(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["NONE", REVIEW_REPLY])
+    server = FakeServer(engine, tmp_path, review_on_save="on")
+    server.open(URI, TEXT)
+    review = ReviewService(server)
+    await review.on_save(URI)
+    assert len(engine.prompts) == 2  # two functions, one request each
+    assert "3: " in engine.prompts[1] and "LINE|SEVERITY|MESSAGE" in engine.prompts[1]
+    diagnostics = review.diagnostics(URI)
+    assert [(d.range.start.line, d.message) for d in diagnostics] == [
+        (7, "Divides by zero when `b` is 0.")
+    ]
+    only = diagnostics[0]
+    assert only.source == SOURCE and only.severity == types.DiagnosticSeverity.Warning
+    assert only.range == types.Range(types.Position(7, 4), types.Position(7, 16))
+    assert server.published == [URI]
+
+    # Saving unchanged functions asks nothing; findings follow their function when
+    # lines above it move, and vanish when it is edited (until the next save).
+    assert review.on_save(URI) is None
+    server.open(URI, "\n\n" + TEXT)
+    assert [d.range.start.line for d in review.diagnostics(URI)] == [9]
+    server.open(URI, TEXT.replace("x = a", "x = a + 1"))
+    assert review.diagnostics(URI) == []
+    engine.replies.append("1|info|fine")
+    await review.on_save(URI)
+    assert len(engine.prompts) == 3  # only the changed function
+
+
+async def test_review_modes(tmp_path: Path) -> None:
+    server = FakeServer(ScriptedEngine(), tmp_path)  # auto, on a CPU
+    server.open(URI, TEXT)
+    review = ReviewService(server)
+    assert not review.enabled() and review.on_save(URI) is None
+    server.settings = dataclasses.replace(server.settings, review_on_save="off")
+    assert not review.enabled()
+    gpu = FakeServer(ScriptedEngine(device="cuda"), tmp_path)
+    assert ReviewService(gpu).enabled()  # auto on a GPU

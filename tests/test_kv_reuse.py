@@ -1,0 +1,188 @@
+"""KV prefix reuse and prompt-lookup drafts never change greedy output (tiny real model)."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+import torch
+
+from mmlsp.engine import GenerationRequest
+from mmlsp.engine.kvcache import PrefixCache, common_prefix
+from mmlsp.engine.local import LocalEngine
+from mmlsp.engine.lookup import accepted, ngram_draft
+from mmlsp.prompts import QWEN
+
+SOURCE = '''import os
+
+
+def walk(root):
+    """Yield every file below root."""
+    for name in sorted(os.listdir(root)):
+        path = os.path.join(root, name)
+        if os.path.isdir(path):
+            yield from walk(path)
+        else:
+            yield path
+
+
+def count(root):
+    total = 0
+    for path in walk(root):
+        total += 1
+    return total
+'''
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_model_dir, tmp_path_factory):
+    engine = LocalEngine(str(tiny_model_dir), device="cpu", cache_dir=tmp_path_factory.mktemp("c"))
+    engine.set_stop_tokens(QWEN.stop)
+    yield engine
+    engine.close()
+
+
+def fim(text: str, cursor: int) -> str:
+    return QWEN.render(text[:cursor], text[cursor:])
+
+
+def run(engine, prompt: str, key: str | None, lookup: int = 0, n: int = 16):
+    return engine.generate(GenerationRequest(prompt, n, cache_key=key, prompt_lookup=lookup))
+
+
+def test_own_loop_matches_transformers_generate(engine):
+    prompt = fim(SOURCE, SOURCE.index("total += 1"))
+    inputs = engine.tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = engine.model.generate(
+            **inputs, max_new_tokens=16, do_sample=False, eos_token_id=engine._eos_ids
+        )
+    new = out[0, inputs["input_ids"].shape[1] :].tolist()
+    new = [t for t in new if t not in engine._eos_ids]
+    expected = engine.tokenizer.decode(new, skip_special_tokens=True)
+    assert run(engine, prompt, None).text == expected
+
+
+def _random_edit(rng: random.Random, text: str, cursor: int) -> tuple[str, int]:
+    roll = rng.random()
+    if roll < 0.55:  # type a character
+        char = rng.choice("abcdefghij_ ()=.:\n")
+        return text[:cursor] + char + text[cursor:], cursor + 1
+    if roll < 0.75 and cursor > 0:  # backspace
+        return text[: cursor - 1] + text[cursor:], cursor - 1
+    if roll < 0.9:  # jump somewhere else
+        return text, rng.randrange(len(text) + 1)
+    at = rng.randrange(len(text) + 1)  # edit elsewhere (a paste above or below)
+    text = text[:at] + "x = 1\n" + text[at:]
+    return text, cursor + 6 if at <= cursor else cursor
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_reuse_gives_identical_greedy_output(engine, seed):
+    rng = random.Random(seed)
+    text, cursor = SOURCE, SOURCE.index("    return total")
+    engine.prefix_cache.clear()
+    reused_any = False
+    for _ in range(15):
+        text, cursor = _random_edit(rng, text, cursor)
+        prompt = fim(text, cursor)
+        with_reuse = run(engine, prompt, f"doc{seed}", n=10)
+        without = run(engine, prompt, None, n=10)
+        assert with_reuse.text == without.text
+        assert with_reuse.generated_tokens == without.generated_tokens
+        assert with_reuse.finish_reason == without.finish_reason
+        assert with_reuse.reused_tokens + with_reuse.prefilled_tokens == with_reuse.prompt_tokens
+        assert without.reused_tokens == 0
+        reused_any |= with_reuse.reused_tokens > 0
+    assert reused_any
+
+
+def test_follow_up_prefills_only_the_changed_tail(engine):
+    engine.prefix_cache.clear()
+    cursor = SOURCE.index("    return total")
+    first = run(engine, fim(SOURCE, cursor), "tail")
+    typed = SOURCE[:cursor] + " " + SOURCE[cursor:]
+    second = run(engine, fim(typed, cursor + 1), "tail")
+    assert first.reused_tokens == 0 and first.prefilled_tokens == first.prompt_tokens
+    assert second.reused_tokens > 0
+    assert second.prefilled_tokens < first.prefilled_tokens
+    # The same prompt again: everything but the last token comes from the cache.
+    again = run(engine, fim(typed, cursor + 1), "tail")
+    assert again.prefilled_tokens == 1
+
+
+@pytest.mark.parametrize("lookup", [2, 5])
+def test_prompt_lookup_gives_identical_greedy_output(engine, lookup):
+    repetitive = SOURCE + "\n\ndef count2(root):\n    total = 0\n    for path in walk("
+    for cursor in (len(repetitive), SOURCE.index("path = os"), SOURCE.index("total = 0")):
+        prompt = fim(repetitive, cursor)
+        plain = run(engine, prompt, None, n=24)
+        drafted = run(engine, prompt, None, lookup=lookup, n=24)
+        assert drafted.text == plain.text
+        assert drafted.generated_tokens == plain.generated_tokens
+        assert drafted.accepted_draft_tokens <= drafted.draft_tokens
+
+
+def test_prompt_lookup_with_reuse_and_stops(engine):
+    prompt = fim(SOURCE, SOURCE.index("total += 1"))
+    full = run(engine, prompt, None, n=24)
+    assert len(full.text) > 3
+
+    def stop(text: str) -> int | None:
+        return 3 if len(text) >= 4 else None
+
+    for lookup in (0, 4):
+        request = GenerationRequest(prompt, 24, stop_at=stop, cache_key="s", prompt_lookup=lookup)
+        result = engine.generate(request)
+        assert result.finish_reason == "stop" and result.text == full.text[:3]
+
+
+def test_cancel_mid_decode_still_keeps_a_consistent_cache(engine):
+    engine.prefix_cache.clear()
+    cancel = threading.Event()
+
+    def cancel_now(_text: str) -> None:
+        cancel.set()
+
+    prompt = fim(SOURCE, SOURCE.index("total += 1"))
+    result = engine.generate(
+        GenerationRequest(prompt, 50, stop_at=cancel_now, cancel=cancel, cache_key="c")
+    )
+    assert result.finish_reason == "cancelled" and result.generated_tokens == 1
+    again = run(engine, prompt, "c")
+    assert again.prefilled_tokens == 1
+    assert again.text == run(engine, prompt, None).text
+
+
+def test_prefix_cache_is_bounded(engine):
+    cache = PrefixCache(max_entries=2)
+    engine.prefix_cache = cache
+    try:
+        for i in range(5):
+            run(engine, fim(SOURCE, 10 * i), f"doc{i}", n=2)
+        assert len(cache) == 2
+        cache.max_bytes = 1
+        run(engine, fim(SOURCE, 5), "doc9", n=2)
+        assert len(cache) == 0
+    finally:
+        engine.prefix_cache = PrefixCache()
+
+
+def test_common_prefix():
+    assert common_prefix([], [1]) == 0
+    assert common_prefix([1, 2, 3], [1, 2, 4]) == 2
+    long = list(range(1000))
+    assert common_prefix(long, long) == 1000
+    assert common_prefix(long, [*long[:700], -1]) == 700
+    assert common_prefix(long[:300], long) == 300
+
+
+def test_ngram_draft():
+    assert ngram_draft([1, 2, 3, 9, 1, 2], 3) == [3, 9, 1]
+    assert ngram_draft([5, 6, 7, 5, 6, 8, 5, 6], 2) == [8, 5]  # latest match wins
+    assert ngram_draft([1, 2, 3], 2) == []
+    assert ngram_draft([4, 4], 3) == [4]
+    assert ngram_draft([1, 2, 1], 0) == []
+    assert accepted([1, 2, 3], [1, 2, 4, 5]) == 2
+    assert accepted([], [7]) == 0
