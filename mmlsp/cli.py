@@ -24,6 +24,7 @@ _SETTING_FLAGS = {
     "log_level": "logLevel",
     "time_budget_ms": "timeBudgetMs",
     "max_new_tokens": "maxNewTokens",
+    "trust_remote_code": "trustRemoteCode",
 }
 
 
@@ -41,6 +42,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=s)
     parser.add_argument("--log-level", choices=LOG_LEVELS, default=s)
     parser.add_argument("--log-file", default=s, help="also write logs to this file")
+    parser.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        default=s,
+        help="let the model run Python code shipped with its weights (off by default; "
+        "editor and workspace settings cannot turn it on)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     flags = {
         key: getattr(args, dest) for dest, key in _SETTING_FLAGS.items() if hasattr(args, dest)
     }
-    settings, flag_errors = merge(settings, flags)
+    settings, flag_errors = merge(settings, flags, user_level=True)
     return settings, errors + flag_errors
 
 

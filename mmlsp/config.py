@@ -18,6 +18,8 @@ from typing import Any
 from mmlsp.prompts import TEMPLATE_NAMES
 
 BUILTIN_MODEL = "builtin:gemma-3-270m"
+# A small instruction-tuned model for chat (actions, hover, review), as chatModel.
+BUILTIN_CHAT_MODEL = "builtin:smollm2-135m-instruct"
 DEVICES = ("auto", "cuda", "cpu")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 DOCSTRING_STYLES = ("google", "numpy", "rest")
@@ -55,6 +57,13 @@ class Settings:
     typeahead: bool = True
     debounce_max_ms: int = 200
     prompt_lookup_tokens: int = 0
+    # Token budget for context from outside the prefix window, at the prompt's start:
+    # out-of-view imports and enclosing headers, definitions from other files,
+    # recent edits elsewhere (issue 3). 0 disables it.
+    cross_file_tokens: int = 500
+    # Let transformers run Python files that ship with a model. User-level only (see
+    # USER_LEVEL_ONLY): a workspace must never be able to make mmlsp run its code.
+    trust_remote_code: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -94,9 +103,14 @@ _RANGES: dict[str, tuple[int, int]] = {
     "maxFileBytes": (1000, 1_000_000_000),
     "debounceMaxMs": (0, 5_000),
     "promptLookupTokens": (0, 64),
+    "crossFileTokens": (0, 8192),
 }
 # On/off settings; the environment spells them as strings.
-_BOOLS = {"kvReuse", "typeahead"}
+_BOOLS = {"kvReuse", "typeahead", "trustRemoteCode"}
+# Settings only the user's own launch of mmlsp may set (a flag or the environment), never
+# initializationOptions or didChangeConfiguration: those can carry a cloned repository's
+# workspace settings (.vscode/settings.json, exrc), and this one runs code from the model.
+USER_LEVEL_ONLY = {"trustRemoteCode"}
 _BOOL_WORDS = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}
 
 
@@ -129,11 +143,15 @@ def _check(key: str, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def merge(base: Settings, raw: Mapping[str, Any] | None) -> tuple[Settings, list[str]]:
+def merge(
+    base: Settings, raw: Mapping[str, Any] | None, *, user_level: bool = False
+) -> tuple[Settings, list[str]]:
     """Apply editor-style settings over ``base``; return the result and error messages.
 
     ``raw`` may be flat (``{"model": ...}``) or nested under ``"mmlsp"``, as
     ``workspace/didChangeConfiguration`` often sends it. ``None`` values mean "unset".
+    ``user_level`` is true only for the user's own flags and environment; other
+    sources cannot change ``USER_LEVEL_ONLY`` keys.
     """
     if raw is None:
         return base, []
@@ -149,6 +167,13 @@ def merge(base: Settings, raw: Mapping[str, Any] | None) -> tuple[Settings, list
         spec = _FIELDS.get(key)
         if spec is None:
             errors.append(f"unknown setting {key!r} ignored")
+            continue
+        if key in USER_LEVEL_ONLY and not user_level:
+            errors.append(
+                f"{key} can only be set where you start mmlsp (the --trust-remote-code "
+                f"flag or MMLSP_TRUST_REMOTE_CODE=1), not in editor or workspace settings; "
+                f"keeping {getattr(base, spec.name)!r}"
+            )
             continue
         checked, error = _check(key, value)
         if error:
@@ -169,4 +194,4 @@ def from_environment(environ: Mapping[str, str] | None = None) -> tuple[Settings
             if key in _RANGES and value.strip().lstrip("-").isdigit():
                 value = int(value)  # anything else is left for merge() to report
             raw[key] = value
-    return merge(Settings(), raw)
+    return merge(Settings(), raw, user_level=True)

@@ -20,37 +20,11 @@ from dataclasses import dataclass, field
 
 import tree_sitter
 
+from mmlsp.syntax import PYTHON_COMPOUND_STATEMENTS, PYTHON_SIMPLE_STATEMENTS
+
 DEFINITIONS = ("function_definition", "class_definition")
 # Nodes that are one statement in a block (simple or compound).
-STATEMENTS = frozenset(
-    {
-        "expression_statement",
-        "return_statement",
-        "raise_statement",
-        "assert_statement",
-        "pass_statement",
-        "break_statement",
-        "continue_statement",
-        "delete_statement",
-        "global_statement",
-        "nonlocal_statement",
-        "import_statement",
-        "import_from_statement",
-        "future_import_statement",
-        "print_statement",
-        "exec_statement",
-        "type_alias_statement",
-        "if_statement",
-        "for_statement",
-        "while_statement",
-        "try_statement",
-        "with_statement",
-        "match_statement",
-        "function_definition",
-        "class_definition",
-        "decorated_definition",
-    }
-)
+STATEMENTS = PYTHON_SIMPLE_STATEMENTS | PYTHON_COMPOUND_STATEMENTS
 # Scopes whose returns and raises belong to someone else.
 _NESTED_SCOPES = frozenset({"function_definition", "class_definition", "lambda"})
 # A fix sends the enclosing function when it is at most this long, else the statement.

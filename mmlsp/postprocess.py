@@ -35,7 +35,7 @@ from mmlsp.shape import (
     indent_width,
     scan,
 )
-from mmlsp.syntax import get_parser, iter_problem_nodes, parse
+from mmlsp.syntax import PYTHON_COMPOUND_STATEMENTS, get_parser, iter_problem_nodes, parse
 
 Filter = Callable[[str, CursorContext], str | None]
 StopRule = Callable[[str, CursorContext, bool], int | None]
@@ -48,21 +48,7 @@ MIN_LENGTH = 2
 REPEATED_LINE_RUN = 3
 MAX_PERIOD = 4
 # Top-level statements that own an indented block, per grammar (syntax scope limit).
-COMPOUND_NODES: dict[str, frozenset[str]] = {
-    "python": frozenset(
-        {
-            "if_statement",
-            "for_statement",
-            "while_statement",
-            "try_statement",
-            "with_statement",
-            "match_statement",
-            "function_definition",
-            "class_definition",
-            "decorated_definition",
-        }
-    )
-}
+COMPOUND_NODES: dict[str, frozenset[str]] = {"python": PYTHON_COMPOUND_STATEMENTS}
 _QUOTE_CHARS = "\"'`"
 
 

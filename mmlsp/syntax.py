@@ -39,6 +39,42 @@ _EXTENSIONS: dict[str, str] = {".py": "python", ".pyi": "python"}
 
 _SNIPPET_MAX = 30
 
+# Python's statements that own an indented block, and the one-line ones; together,
+# every node that is one statement of a block.
+PYTHON_COMPOUND_STATEMENTS = frozenset(
+    {
+        "if_statement",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "with_statement",
+        "match_statement",
+        "function_definition",
+        "class_definition",
+        "decorated_definition",
+    }
+)
+PYTHON_SIMPLE_STATEMENTS = frozenset(
+    {
+        "expression_statement",
+        "return_statement",
+        "raise_statement",
+        "assert_statement",
+        "pass_statement",
+        "break_statement",
+        "continue_statement",
+        "delete_statement",
+        "global_statement",
+        "nonlocal_statement",
+        "import_statement",
+        "import_from_statement",
+        "future_import_statement",
+        "print_statement",
+        "exec_statement",
+        "type_alias_statement",
+    }
+)
+
 
 def register_language(
     name: str,

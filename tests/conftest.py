@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
+from tests.lsp_helpers import lsp_session, wait_for_state
 from tests.tiny_model import build_tiny_model, write_tiny_gguf
 
 # Nothing in the test suite may reach a model hub.
@@ -22,3 +24,13 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_gguf(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_gguf(tiny_model_dir, tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The real server over stdio with the tiny model loaded, shared by a test module."""
+    cache = tmp_path_factory.mktemp("cache")
+    async with lsp_session(["--model", str(tiny_model_dir)], cache) as client:
+        ready = await wait_for_state(client)
+        assert ready["state"] == "ready", ready
+        yield client

@@ -8,7 +8,7 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -121,3 +121,72 @@ async def wait_for_diagnostics(client: LanguageClient, uri: str, timeout: float 
             raise TimeoutError(f"no diagnostics for {uri}")
         await asyncio.sleep(0.02)
     return client.diagnostics[uri]
+
+
+# The union lsprotocol registers its hook for (spelled as it does, hence Union).
+ACTION_OR_COMMAND = Union[types.Command, types.CodeAction]  # noqa: UP007
+
+
+def point(line: int, character: int) -> types.Range:
+    return types.Range(types.Position(line, character), types.Position(line, character))
+
+
+def code_action_params(uri: str, rng: types.Range, diagnostics=()) -> types.CodeActionParams:
+    return types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        range=rng,
+        context=types.CodeActionContext(diagnostics=list(diagnostics)),
+    )
+
+
+def apply_edit(text: str, edit: types.TextEdit) -> str:
+    lines = text.split("\n")
+
+    def offset(p: types.Position) -> int:
+        return sum(len(line) + 1 for line in lines[: p.line]) + p.character
+
+    return text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
+
+
+def only_edit(edit: types.WorkspaceEdit, uri: str) -> types.TextEdit:
+    if edit.document_changes:
+        (change,) = edit.document_changes
+        assert change.text_document.uri == uri
+        (text_edit,) = change.edits
+        return text_edit
+    (text_edit,) = edit.changes[uri]
+    return text_edit
+
+
+async def start_action_client(model: Path | str, cache: Path, client_spec: str, **options):
+    """A ready client that structures code actions correctly and records applied edits.
+
+    Returns (session, client): call ``session.__aexit__`` to shut the server down.
+    """
+    session = lsp_session(
+        ["--model", str(model)],
+        cache,
+        init_options=options or None,
+        capabilities=client_capabilities(client_spec),
+    )
+    client = await session.__aenter__()
+    client.applied_edits = []
+    converter = client.protocol._converter
+
+    def code_action_or_command(obj: Any, _type: Any) -> Any:
+        # lsprotocol reads any item with a "command" key as a Command, but a CodeAction
+        # may carry a command object too: only a string "command" makes a Command.
+        if isinstance(obj.get("command"), str):
+            return converter.structure(obj, types.Command)
+        return converter.structure(obj, types.CodeAction)
+
+    converter.register_structure_hook(ACTION_OR_COMMAND, code_action_or_command)
+
+    @client.feature(types.WORKSPACE_APPLY_EDIT)
+    def on_apply_edit(params: types.ApplyWorkspaceEditParams):
+        client.applied_edits.append(params)
+        return types.ApplyWorkspaceEditResult(applied=True)
+
+    ready = await wait_for_state(client)
+    assert ready["state"] == "ready", ready
+    return session, client

@@ -10,19 +10,24 @@ import ast
 import asyncio
 import stat
 from pathlib import Path
-from typing import Any, Union
 from urllib.parse import urlparse
 
 import pytest
 import pytest_asyncio
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import client_capabilities
 
-from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state
+from tests.lsp_helpers import (
+    apply_edit,
+    change_doc,
+    code_action_params,
+    only_edit,
+    open_doc,
+    point,
+    start_action_client,
+    status,
+)
 
-# The union lsprotocol registers its hook for (spelled as it does, hence Union).
-ACTION_OR_COMMAND = Union[types.Command, types.CodeAction]  # noqa: UP007
 TEXT = (
     "import os\n"  # 0
     "\n"  # 1
@@ -40,70 +45,9 @@ TEXT = (
 )
 
 
-def point(line: int, character: int) -> types.Range:
-    return types.Range(types.Position(line, character), types.Position(line, character))
-
-
-def code_action_params(uri: str, rng: types.Range, diagnostics=()) -> types.CodeActionParams:
-    return types.CodeActionParams(
-        text_document=types.TextDocumentIdentifier(uri=uri),
-        range=rng,
-        context=types.CodeActionContext(diagnostics=list(diagnostics)),
-    )
-
-
-def apply_edit(text: str, edit: types.TextEdit) -> str:
-    lines = text.split("\n")
-
-    def offset(p: types.Position) -> int:
-        return sum(len(line) + 1 for line in lines[: p.line]) + p.character
-
-    return text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
-
-
-def only_edit(edit: types.WorkspaceEdit, uri: str) -> types.TextEdit:
-    if edit.document_changes:
-        (change,) = edit.document_changes
-        assert change.text_document.uri == uri
-        (text_edit,) = change.edits
-        return text_edit
-    (text_edit,) = edit.changes[uri]
-    return text_edit
-
-
-async def start(tiny_model_dir: Path, cache: Path, client_spec: str, **options):
-    session = lsp_session(
-        ["--model", str(tiny_model_dir)],
-        cache,
-        init_options=options or None,
-        capabilities=client_capabilities(client_spec),
-    )
-    client = await session.__aenter__()
-    client.applied_edits = []
-    converter = client.protocol._converter
-
-    def code_action_or_command(obj: Any, _type: Any) -> Any:
-        # lsprotocol reads any item with a "command" key as a Command, but a CodeAction
-        # may carry a command object too: only a string "command" makes a Command.
-        if isinstance(obj.get("command"), str):
-            return converter.structure(obj, types.Command)
-        return converter.structure(obj, types.CodeAction)
-
-    converter.register_structure_hook(ACTION_OR_COMMAND, code_action_or_command)
-
-    @client.feature(types.WORKSPACE_APPLY_EDIT)
-    def on_apply_edit(params: types.ApplyWorkspaceEditParams):
-        client.applied_edits.append(params)
-        return types.ApplyWorkspaceEditResult(applied=True)
-
-    ready = await wait_for_state(client)
-    assert ready["state"] == "ready", ready
-    return session, client
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    session, client = await start(
+    session, client = await start_action_client(
         tiny_model_dir, tmp_path_factory.mktemp("cache"), "visual-studio-code", reviewOnSave="on"
     )
     yield client
@@ -113,7 +57,9 @@ async def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def emacs(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """A client without codeAction/resolve and without window/showDocument."""
-    session, client = await start(tiny_model_dir, tmp_path_factory.mktemp("cache"), "emacs")
+    session, client = await start_action_client(
+        tiny_model_dir, tmp_path_factory.mktemp("cache"), "emacs"
+    )
     yield client
     await session.__aexit__(None, None, None)
 

@@ -4,25 +4,12 @@ and a burst of keystrokes that must leave nothing stuck and the caches bounded."
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
-import pytest
-import pytest_asyncio
-
-from tests.lsp_helpers import change_doc, inline, lsp_session, open_doc, status, wait_for_state
+from tests.lsp_helpers import change_doc, inline, open_doc, status
 
 DOC = "import os\nx = os.path."
 LINE = 1
 COL = len("x = os.path.")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    cache = tmp_path_factory.mktemp("cache")
-    async with lsp_session(["--model", str(tiny_model_dir)], cache) as client:
-        ready = await wait_for_state(client)
-        assert ready["state"] == "ready", ready
-        yield client
 
 
 def plain(value):

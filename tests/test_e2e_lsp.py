@@ -3,33 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from lsprotocol import types
 
 from tests.lsp_helpers import (
     change_doc,
     inline,
-    lsp_session,
     open_doc,
     status,
     wait_for_diagnostics,
-    wait_for_state,
 )
 
 # Text where the tiny random model is known to produce visible text (checked below).
 TYPING_DOC = "import os\nx = os.path."
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    cache = tmp_path_factory.mktemp("cache")
-    async with lsp_session(["--model", str(tiny_model_dir)], cache) as client:
-        ready = await wait_for_state(client)
-        assert ready["state"] == "ready", ready
-        yield client
 
 
 async def test_capabilities(client):

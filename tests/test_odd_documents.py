@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from lsprotocol import types
 
 from tests.lsp_helpers import (
@@ -21,13 +21,6 @@ from tests.lsp_helpers import (
 
 # Each request must come back within this, however odd the document.
 BOUND = 60
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def client(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    async with lsp_session(["--model", str(tiny_model_dir)], tmp_path_factory.mktemp("c")) as c:
-        assert (await wait_for_state(c))["state"] == "ready"
-        yield c
 
 
 async def answered(client, uri: str, line: int, character: int) -> types.InlineCompletionList:
@@ -109,3 +102,23 @@ async def test_corrupt_gguf_is_a_clear_error(tmp_path: Path):
         uri = "file:///odd/after-corrupt.py"
         open_doc(client, uri, "def f(:\n")
         assert await wait_for_diagnostics(client, uri)
+
+
+async def test_model_too_big_for_memory_is_a_clear_error(tiny_model_dir: Path, tmp_path: Path):
+    """A real out-of-memory failure: weights four times this machine's RAM and swap."""
+    from tests.tiny_model import write_oversized_model
+
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    meminfo = Path("/proc/meminfo").read_text().split()
+    swap = int(meminfo[meminfo.index("SwapTotal:") + 1]) * 1024
+    huge = write_oversized_model(tiny_model_dir, tmp_path / "huge", 4 * (ram + swap))
+    async with lsp_session(["--model", str(huge)], tmp_path / "cache") as client:
+        current = await wait_for_state(client)
+        assert current["state"] == "failed"
+        assert "not enough memory to load model" in current["message"]
+        shown = [m for m in client.messages if "not enough memory" in m.message]
+        assert len(shown) == 1 and shown[0].type == types.MessageType.Error
+        uri = "file:///odd/after-oom.py"
+        open_doc(client, uri, "def f(:\n")
+        assert await wait_for_diagnostics(client, uri)
+        assert not (await answered(client, uri, 0, 6)).items

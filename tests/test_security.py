@@ -70,3 +70,64 @@ def test_product_code_never_executes_code_or_starts_programs():
                 ):
                     offenders.append(f"{path.name}:{node.lineno}: os.{func.attr}()")
     assert offenders == []
+
+
+def _model_with_remote_code(model_dir: Path, out: Path, marker: Path) -> Path:
+    """The tiny model plus a config that names Python code shipped beside the weights.
+
+    The code only writes ``marker``, so the test can see whether it ever ran.
+    """
+    import json
+    import shutil
+
+    shutil.copytree(model_dir, out)
+    config = json.loads((out / "config.json").read_text())
+    # A model type transformers does not know: only the shipped code can load it.
+    config["model_type"] = "remote_only"
+    config["auto_map"] = {
+        "AutoConfig": "remote_model.RemoteConfig",
+        "AutoModelForCausalLM": "remote_model.RemoteModel",
+    }
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "remote_model.py").write_text(
+        "from pathlib import Path\n"
+        f"Path({str(marker)!r}).write_text('ran')\n"
+        "from transformers import Qwen2Config, Qwen2ForCausalLM\n"
+        "class RemoteConfig(Qwen2Config):\n"
+        "    model_type = 'remote_only'\n"
+        "class RemoteModel(Qwen2ForCausalLM):\n"
+        "    config_class = RemoteConfig\n"
+    )
+    return out
+
+
+def test_remote_code_runs_only_when_the_user_turns_it_on(tiny_model_dir, tmp_path):
+    import pytest
+
+    from mmlsp.engine.base import EngineError
+    from mmlsp.engine.local import LocalEngine
+
+    marker = tmp_path / "ran.txt"
+    model = _model_with_remote_code(tiny_model_dir, tmp_path / "remote", marker)
+    with pytest.raises(EngineError, match="trust_remote_code"):
+        LocalEngine(str(model), device="cpu", cache_dir=tmp_path / "cache")
+    assert not marker.exists()
+    LocalEngine(str(model), device="cpu", cache_dir=tmp_path / "cache", trust_remote_code=True)
+    assert marker.read_text() == "ran"
+
+
+def test_workspace_settings_cannot_turn_on_remote_code():
+    from mmlsp.cli import build_parser, settings_from_args
+    from mmlsp.config import Settings, from_environment, merge
+
+    # What an editor sends (initializationOptions, didChangeConfiguration) may come
+    # from a cloned repository's own settings file.
+    for raw in ({"trustRemoteCode": True}, {"mmlsp": {"trustRemoteCode": "on"}}):
+        settings, errors = merge(Settings(), raw)
+        assert settings.trust_remote_code is False
+        assert any("--trust-remote-code" in error for error in errors)
+    # The user's own launch can.
+    assert from_environment({"MMLSP_TRUST_REMOTE_CODE": "1"})[0].trust_remote_code is True
+    args = build_parser().parse_args(["--trust-remote-code"])
+    assert settings_from_args(args)[0].trust_remote_code is True
+    assert settings_from_args(build_parser().parse_args([]))[0].trust_remote_code is False

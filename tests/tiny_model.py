@@ -241,3 +241,49 @@ def write_tiny_gguf(model_dir: Path, out_file: Path) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return out_file
+
+
+def write_oversized_model(model_dir: Path, out_dir: Path, total_bytes: int) -> Path:
+    """A copy of the tiny model whose MLPs are widened until its weights take
+    ``total_bytes``: a valid safetensors file, stored sparse (it costs no disk), that
+    no machine with less memory than that can map or load.
+    """
+    import shutil
+    import struct
+
+    from safetensors import safe_open
+
+    shutil.copytree(model_dir, out_dir)
+    config = json.loads((out_dir / "config.json").read_text())
+    hidden, layers = config["hidden_size"], config["num_hidden_layers"]
+    # Three fp16 MLP matrices per layer carry nearly all of the bytes.
+    wide = max(config["intermediate_size"], total_bytes // (3 * layers * hidden * 2))
+    config["intermediate_size"] = wide
+    (out_dir / "config.json").write_text(json.dumps(config))
+    header: dict[str, dict] = {}
+    blobs: list[tuple[int, bytes]] = []
+    offset = 0
+    weights = out_dir / "model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        for name in f.keys():  # noqa: SIM118 - safe_open is not iterable
+            tensor = f.get_tensor(name).half()
+            shape = list(tensor.shape)
+            if name.endswith(("mlp.gate_proj.weight", "mlp.up_proj.weight")):
+                shape = [wide, hidden]
+            elif name.endswith("mlp.down_proj.weight"):
+                shape = [hidden, wide]
+            size = 2 * int(np.prod(shape))
+            header[name] = {"dtype": "F16", "shape": shape, "data_offsets": [offset, offset + size]}
+            if shape == list(tensor.shape):
+                blobs.append((offset, tensor.numpy().tobytes()))
+            offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(weights, "wb") as out:
+        out.write(struct.pack("<Q", len(raw)) + raw)
+        base = out.tell()
+        for start, blob in blobs:
+            out.seek(base + start)
+            out.write(blob)
+        out.truncate(base + offset)  # the widened matrices stay holes: zeros, no disk
+    return out_dir

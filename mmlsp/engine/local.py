@@ -26,7 +26,13 @@ from mmlsp.engine.base import (
     GenerationResult,
 )
 from mmlsp.engine.kvcache import PrefixCache, Reuse
-from mmlsp.engine.loading import Progress, load_tokenizer_and_model, resolve
+from mmlsp.engine.loading import (
+    Progress,
+    is_out_of_memory,
+    load_tokenizer_and_model,
+    out_of_memory_message,
+    resolve,
+)
 from mmlsp.engine.lookup import accepted, ngram_draft
 from mmlsp.positions import scrub_surrogates
 
@@ -157,6 +163,7 @@ class LocalEngine(Engine):
         cache_dir: Path,
         extra_stop_tokens: Collection[str] = (),
         progress: Progress = lambda _msg, _pct: None,
+        trust_remote_code: bool = False,
     ) -> None:
         import torch
 
@@ -165,12 +172,18 @@ class LocalEngine(Engine):
         device = pick_device(device)
         dtype = pick_dtype(device)
         self.tokenizer, model = load_tokenizer_and_model(
-            source, dtype=dtype, cache_dir=cache_dir, progress=progress
+            source,
+            dtype=dtype,
+            cache_dir=cache_dir,
+            progress=progress,
+            trust_remote_code=trust_remote_code,
         )
         progress(f"moving model to {device}", 80)
         try:
             self.model = model.to(device).eval()
         except (RuntimeError, torch.OutOfMemoryError) as exc:
+            if is_out_of_memory(exc):
+                raise EngineError(out_of_memory_message(model_spec, exc)) from exc
             raise EngineError(f"could not place model on {device}: {exc}") from exc
         self.device = device
         self._vocab = frozenset(self.tokenizer.get_vocab())
