@@ -114,6 +114,10 @@ def numbered(code: str) -> str:
     return "\n".join(f"{i}: {line}" for i, line in enumerate(code.split("\n"), start=1))
 
 
+# The prompt's example finding; a small model sometimes copies it as its answer.
+REVIEW_EXAMPLE = "3|warning|Divides by zero when `items` is empty."
+
+
 def review_messages(language: str, code: str) -> Messages:
     content = "\n".join(
         [
@@ -127,7 +131,7 @@ def review_messages(language: str, code: str) -> Messages:
             "and MESSAGE is one short sentence. At most 3 lines. If there is no bug, reply "
             "`NONE`.",
             "Example:",
-            "3|warning|Divides by zero when `items` is empty.",
+            REVIEW_EXAMPLE,
         ]
     )
     return [_system(language), {"role": "user", "content": content}]
@@ -289,8 +293,19 @@ def clean_markdown(text: str) -> str:
     lines = text.split("\n")
     if len(lines) > 1 and _CHATTER.match(lines[0]) and lines[0].rstrip().endswith((":", "!")):
         lines = lines[1:]
-    text = "\n".join(lines).strip()
-    return re.sub(r"\n{3,}", "\n\n", text)
+    # A small model that loops repeats whole paragraphs of prose; the first copy says it
+    # all. Code inside fences is left exactly as written.
+    paragraphs: list[str] = []
+    seen: set[str] = set()
+    in_fence = False
+    for paragraph in re.split(r"\n\s*\n", "\n".join(lines).strip()):
+        key = paragraph.strip()
+        if not key or (not in_fence and key in seen and "```" not in key):
+            continue
+        seen.add(key)
+        paragraphs.append(paragraph)
+        in_fence ^= sum(1 for line in paragraph.split("\n") if _FENCE.match(line)) % 2 == 1
+    return "\n\n".join(paragraphs)
 
 
 # -- review --------------------------------------------------------------------------------
@@ -344,7 +359,7 @@ def parse_review(text: str, line_count: int, limit: int = 5) -> list[Finding]:
         if severity not in _SEVERITIES or not 1 <= line <= line_count:
             continue
         message = " ".join(message.strip(" |").split())
-        if len(message) < 3 or message.upper() == "NONE":
+        if len(message) < 3 or message.upper() == "NONE" or REVIEW_EXAMPLE.endswith("|" + message):
             continue
         message = message[:200]
         if (line, message) in seen:

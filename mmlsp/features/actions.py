@@ -47,17 +47,19 @@ from mmlsp.docstrings import parse_reply, render_body, render_literal, skeleton
 from mmlsp.documents import open_document
 from mmlsp.engine import EngineError, EngineHost
 from mmlsp.outline import (
+    DEFINITIONS,
     definition_facts,
     docstring_node,
     docstring_slot,
     docstring_text,
     enclosing_definition,
     enclosing_statement,
+    find_definitions,
     fix_target,
     node_text,
 )
 from mmlsp.positions import LineIndex, encode_utf8
-from mmlsp.syntax import SyntaxDocument, syntax_problems
+from mmlsp.syntax import SyntaxDocument, parse, syntax_problems
 
 log = logging.getLogger(__name__)
 
@@ -422,9 +424,37 @@ class Rejected(Exception):
         self.feedback = feedback
 
 
-def _build_code(code: str, indent: str) -> Callable[[str], str]:
+def only_target_definition(reply: str, original: str, language: str | None) -> str:
+    """The reply's definition of the target's name, when the reply echoes more code.
+
+    Small models often answer "fix this function" with the whole file around it; the
+    function itself is still the answer. Other replies are returned as they are.
+    """
+    if language is None:
+        return reply
+    source = textwrap.dedent(original).encode()
+    first = parse(source.decode(), language).root_node.named_children[:1]
+    if not first:
+        return reply
+    node = first[0].child_by_field_name("definition") or first[0]
+    ident = node.child_by_field_name("name")
+    if node.type not in DEFINITIONS or ident is None:
+        return reply
+    name = node_text(source, ident)
+    code = textwrap.dedent(reply).encode()
+    tree = parse(code.decode(), language)
+    if len(tree.root_node.named_children) < 2:
+        return reply
+    for found in find_definitions(tree, code, name):
+        whole = found.parent if found.parent.type == "decorated_definition" else found
+        if whole.parent == tree.root_node:
+            return node_text(code, whole)
+    return reply
+
+
+def _build_code(code: str, indent: str, language: str | None = None) -> Callable[[str], str]:
     def build(reply: str) -> str:
-        cleaned = chat.strip_fences(reply)
+        cleaned = only_target_definition(chat.strip_fences(reply), code, language)
         if not cleaned.strip():
             raise Rejected("it returned no code", "the reply contains no code")
         replacement = chat.reindent(cleaned, indent)
@@ -443,9 +473,9 @@ async def fix_edit(doc: Doc, rng: types.Range, problem: str, ask: Ask) -> types.
     problem = problem.strip() or "Find and fix the bugs in this code."
     messages = chat.fix_messages(doc.language_id, code, problem, before, after)
     indent = _line_indent(doc.text, target.start)
-    replacement = await checked_replacement(
-        doc, target, messages, _build_code(doc.text[target.start : target.end], indent), ask, "fix"
-    )
+    language = doc.syntax.language if doc.syntax is not None else None
+    build = _build_code(doc.text[target.start : target.end], indent, language)
+    replacement = await checked_replacement(doc, target, messages, build, ask, "fix")
     return types.TextEdit(range=target.range(doc), new_text=replacement)
 
 
