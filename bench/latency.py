@@ -11,6 +11,14 @@ path versus a direct engine call.
 
     python bench/latency.py                              # tiny test model (built in seconds)
     python bench/latency.py --model builtin:gemma-3-270m --chars 40 --reps 2
+    # the same model file served by llama.cpp (llama-cpp-python), started here:
+    python bench/latency.py --backend openai --llama-server --chars 40 --reps 2
+    # any running OpenAI-compatible server (vLLM, SGLang, llama.cpp):
+    python bench/latency.py --backend openai --base-url http://gpu-box:8000/v1 --model auto
+
+With ``--backend openai`` the direct rows time calls to the server through the
+openai engine; the in-process-only rows (one-token model calls, prompt lookup) are
+left out, and "prefilled" counts come from the server where it reports them.
 
 Writes the "## Latency" section of BENCHMARKS.md and bench/latency_cdf.png.
 """
@@ -207,12 +215,30 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
 
 
 def base_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+    options = {
         "device": args.device,
         "maxNewTokens": args.max_new_tokens,
         "maxNewTokensMultiline": args.max_new_tokens,
         "timeBudgetMs": args.time_budget_ms,
     }
+    if args.backend == "openai":
+        options.update(backend="openai", baseUrl=args.base_url)
+    return options
+
+
+def load_spec(args: argparse.Namespace) -> LoadSpec:
+    if args.backend == "openai":
+        return LoadSpec(
+            args.model, args.device, "auto", str(args.cache_dir), backend="openai",
+            base_url=args.base_url,
+        )  # fmt: skip
+    return LoadSpec(args.model, args.device, "auto", str(args.cache_dir))
+
+
+def clear_cache(engine: Any) -> None:
+    """Forget kept prompt KV caches (in-process only; a server keeps its own)."""
+    if (cache := getattr(engine, "prefix_cache", None)) is not None:
+        cache.clear()
 
 
 # -- direct engine measurements --------------------------------------------------------
@@ -235,7 +261,7 @@ class Direct:
 
 async def direct(args: argparse.Namespace, script: Script) -> Direct:
     host = EngineHost()
-    host.load(LoadSpec(args.model, args.device, "auto", str(args.cache_dir)))
+    host.load(load_spec(args))
     ready = host.wait_ready(1800)
     if ready.state != "ready":
         raise SystemExit(f"model failed to load: {ready}")
@@ -255,7 +281,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         off0 = len(script.start) + at
         text1 = script.start + body[: at + 1] + script.end
         for opts, cold_list, follow_list in ((settings, out.cold_ms, out.follow_ms),):
-            engine.prefix_cache.clear()
+            clear_cache(engine)
             t = time.perf_counter()
             _, r0 = await generate_suggestion(text0, off0, opts, host, cache_key="d")
             cold_list.append((time.perf_counter() - t) * 1000)
@@ -267,17 +293,19 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         t = time.perf_counter()
         await generate_suggestion(text1, off0 + 1, settings, host)
         out.follow_off_ms.append((time.perf_counter() - t) * 1000)
-        engine.prefix_cache.clear()
+        clear_cache(engine)
         t = time.perf_counter()
         await generate_suggestion(text0, off0, one, host, cache_key="p")
         out.cold_first_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         await generate_suggestion(text1, off0 + 1, one, host, cache_key="p")
         out.follow_first_ms.append((time.perf_counter() - t) * 1000)
+        if args.backend != "local":
+            continue  # the one-token rows time the in-process model alone
         # The model alone (no context building or post-processing): prefill + 1 token.
         p0 = prompt_for(host, settings, text0, off0)
         p1 = prompt_for(host, settings, text1, off0 + 1)
-        engine.prefix_cache.clear()
+        clear_cache(engine)
         t = time.perf_counter()
         engine.generate(GenerationRequest(p0, 1, cache_key="e"))
         out.engine_cold_ms.append((time.perf_counter() - t) * 1000)
@@ -285,7 +313,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         engine.generate(GenerationRequest(p1, 1, cache_key="e"))
         out.engine_follow_ms.append((time.perf_counter() - t) * 1000)
     # Prompt lookup: same prompts, drafts on and off; identical output is required.
-    for draft in args.lookup:
+    for draft in args.lookup if args.backend == "local" else ():
         same, times = 0, []
         for at in points:
             text0 = script.start + body[:at] + script.end
@@ -504,9 +532,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=1,
         help="torch CPU threads, here and in the server (equal, so the comparisons are fair;"
-        " few, so a busy machine does not thrash OpenMP)",
+        " few, so a busy machine does not thrash OpenMP); llama.cpp threads with --llama-server",
     )
-    return p.parse_args(argv)
+    p.add_argument(
+        "--backend",
+        choices=("local", "openai"),
+        default="local",
+        help="local: the model in the mmlsp process; openai: an OpenAI-compatible server",
+    )
+    p.add_argument("--base-url", default="", help="the server, with --backend openai")
+    p.add_argument(
+        "--llama-server",
+        action="store_true",
+        help="start llama-cpp-python's server on the builtin Gemma-3-270M GGUF (the file the"
+        " in-process engine loads) and benchmark against it (implies --backend openai)",
+    )
+    args = p.parse_args(argv)
+    if args.llama_server:
+        args.backend = "openai"
+    if args.backend == "openai" and not (args.base_url or args.llama_server):
+        p.error("--backend openai needs --base-url or --llama-server")
+    return args
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -515,6 +561,25 @@ async def main_async(args: argparse.Namespace) -> None:
     os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the server
     torch.set_num_threads(args.threads)
     label = args.model
+    server = None
+    if args.llama_server:
+        from tests.llama_server import LlamaServer, builtin_gguf
+
+        log_path = Path(tempfile.mkdtemp(prefix="mmlsp-llama-")) / "server.log"
+        server = LlamaServer(builtin_gguf(), log_path, threads=args.threads)
+        args.base_url, args.model = server.base_url, "auto"
+        label = f"gemma-3-270m via llama.cpp server ({args.threads} thread(s))"
+        print(f"llama.cpp server at {server.base_url}, log {log_path}", file=sys.stderr)
+    elif args.backend == "openai":
+        label = f"{args.model} via {args.base_url}"
+    try:
+        await run_benchmark(args, label)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     if args.model == "tiny":
         from tests.tiny_model import build_tiny_model
 

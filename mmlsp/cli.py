@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mmlsp import __version__
-from mmlsp.config import DEVICES, LOG_LEVELS, Settings, from_environment, merge
+from mmlsp.config import BACKENDS, DEVICES, LOG_LEVELS, Settings, from_environment, merge
 from mmlsp.prompts import TEMPLATE_NAMES
 
 log = logging.getLogger("mmlsp")
@@ -25,6 +25,9 @@ _SETTING_FLAGS = {
     "time_budget_ms": "timeBudgetMs",
     "max_new_tokens": "maxNewTokens",
     "trust_remote_code": "trustRemoteCode",
+    "backend": "backend",
+    "base_url": "baseUrl",
+    "api_key_env": "apiKeyEnv",
 }
 
 
@@ -42,6 +45,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=s)
     parser.add_argument("--log-level", choices=LOG_LEVELS, default=s)
     parser.add_argument("--log-file", default=s, help="also write logs to this file")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=s,
+        help="local: run the model in this process; openai: an OpenAI-compatible server",
+    )
+    parser.add_argument(
+        "--base-url", default=s, help="the inference server, e.g. http://gpu-box:8000/v1"
+    )
+    parser.add_argument(
+        "--api-key-env", default=s, help="NAME of the environment variable with the API key"
+    )
     parser.add_argument(
         "--trust-remote-code",
         action="store_true",
@@ -104,6 +119,7 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
 
     from mmlsp.engine import EngineHost, LoadSpec
     from mmlsp.features.completion import suggest, valid_position
+    from mmlsp.syntax import language_for
 
     try:
         text = args.file.read_bytes().decode("utf-8")
@@ -126,7 +142,7 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
 
     print(f"mmlsp: loading {settings.model}", file=sys.stderr)
     host.load(
-        LoadSpec(settings.model, settings.device, settings.fim_template, settings.cache_dir),
+        LoadSpec.from_settings(settings),
         progress,
     )
     status = host.wait_ready()
@@ -139,7 +155,8 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
         file=sys.stderr,
     )
     try:
-        suggestion = asyncio.run(suggest(text, position, settings, host))
+        language = language_for(None, args.file.resolve().as_uri())
+        suggestion = asyncio.run(suggest(text, position, settings, host, language=language))
     finally:
         host.shutdown()
     if suggestion is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ LOG_LEVELS = ("error", "warning", "info", "debug")
 DOCSTRING_STYLES = ("google", "numpy", "rest")
 # auto: review on save only where the chat model is fast (a GPU or a remote backend).
 REVIEW_MODES = ("auto", "on", "off")
+BACKENDS = ("local", "openai")
+COMPLETION_ENDPOINTS = ("completions", "infill")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,18 @@ class Settings:
     # Let transformers run Python files that ship with a model. User-level only (see
     # USER_LEVEL_ONLY): a workspace must never be able to make mmlsp run its code.
     trust_remote_code: bool = False
+    # Shared inference server (issue 7). "local" runs the model in this process;
+    # "openai" sends every request to the OpenAI-compatible server at baseUrl (vLLM,
+    # SGLang, llama.cpp server, Ollama). No network is used unless this says "openai".
+    backend: str = "local"
+    base_url: str = "http://127.0.0.1:8000"
+    # The NAME of an environment variable that holds the API key, never the key. Only
+    # MMLSP_* names: workspace settings must not be able to send other secrets away.
+    api_key_env: str = ""
+    # "completions": /v1/completions with mmlsp's FIM prompt; "infill": llama.cpp /infill.
+    completion_endpoint: str = "completions"
+    request_timeout_ms: int = 30_000
+    max_concurrent_requests: int = 4
 
     def to_dict(self) -> dict[str, Any]:
         return {_camel(f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -89,6 +104,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "logLevel": LOG_LEVELS,
     "docstringStyle": DOCSTRING_STYLES,
     "reviewOnSave": REVIEW_MODES,
+    "backend": BACKENDS,
+    "completionEndpoint": COMPLETION_ENDPOINTS,
 }
 # String settings where "" is meaningful (chatModel: "" = same as model).
 _MAY_BE_EMPTY = {"chatModel"}
@@ -104,6 +121,8 @@ _RANGES: dict[str, tuple[int, int]] = {
     "debounceMaxMs": (0, 5_000),
     "promptLookupTokens": (0, 64),
     "crossFileTokens": (0, 8192),
+    "requestTimeoutMs": (100, 600_000),
+    "maxConcurrentRequests": (1, 64),
 }
 # On/off settings; the environment spells them as strings.
 _BOOLS = {"kvReuse", "typeahead", "trustRemoteCode"}
@@ -129,6 +148,8 @@ def _check(key: str, value: Any) -> tuple[Any, str | None]:
         if not isinstance(value, bool):
             return None, f"{key} must be true or false, got {value!r}"
         return value, None
+    if key in _REMOTE_CHECKS:
+        return _REMOTE_CHECKS[key](value)
     if key == "reviewOnSave" and isinstance(value, bool):
         return ("on" if value else "off"), None
     if key in _MAY_BE_EMPTY and isinstance(value, str) and not value.strip():
@@ -141,6 +162,27 @@ def _check(key: str, value: Any) -> tuple[Any, str | None]:
         if value not in _CHOICES[key]:
             return None, f"{key} must be one of {', '.join(_CHOICES[key])}, got {value!r}"
     return value, None
+
+
+def _check_base_url(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and re.match(r"^https?://[^/\s]+\S*$", value.strip()):
+        return value.strip().rstrip("/"), None
+    # Not echoed: a URL may carry credentials.
+    return None, "baseUrl must be an http:// or https:// URL (value not shown)"
+
+
+def _check_api_key_env(value: Any) -> tuple[Any, str | None]:
+    if isinstance(value, str) and (not value.strip() or API_KEY_ENV.match(value.strip())):
+        return value.strip(), None
+    # Never echoed: a user may have pasted the key itself here.
+    return None, (
+        "apiKeyEnv must be the NAME of an environment variable starting with MMLSP_ "
+        "(e.g. MMLSP_API_KEY), not the key itself (value not shown)"
+    )
+
+
+API_KEY_ENV = re.compile(r"^MMLSP_[A-Za-z0-9_]+$")
+_REMOTE_CHECKS = {"baseUrl": _check_base_url, "apiKeyEnv": _check_api_key_env}
 
 
 def merge(

@@ -19,6 +19,7 @@ judged; at the end every line is.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -219,6 +220,7 @@ def limit_scope_by_indent(text: str, ctx: CursorContext, final: bool = True) -> 
         reference, after = body.indent, body.index
     else:
         reference, after = first.indent, first.index
+    floor = reference if cursor_opened else _dedent_floor(ctx, reference)
     # Continuation lines count too (only string contents do not): code that leaves the
     # block inside an unclosed bracket has still left it.
     dedent = next(
@@ -228,7 +230,7 @@ def limit_scope_by_indent(text: str, ctx: CursorContext, final: bool = True) -> 
             if line.index > after
             and not line.blank
             and not line.in_string
-            and line.indent < reference
+            and line.indent < floor
         ),
         None,
     )
@@ -238,6 +240,35 @@ def limit_scope_by_indent(text: str, ctx: CursorContext, final: bool = True) -> 
     if dedent is None or block_end is None:
         return block_end if dedent is None else dedent
     return min(dedent, block_end)
+
+
+_DEFINITION_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]")
+
+
+def _dedent_floor(ctx: CursorContext, reference: int) -> int:
+    """The least indentation a Python suggestion may dedent to before it has left scope.
+
+    Normally the cursor's block. But when the code below the cursor is already outside
+    that block (the block ends here), the suggestion may finish the enclosing
+    statements too: an ``else:`` of the enclosing ``if``, the ``return`` after a loop.
+    It stays within the enclosing definition, and above the code that follows.
+    """
+    if ctx.language != "python":
+        return reference
+    below = _next_suffix_line(ctx)
+    following = indent_width(below) if below is not None else 0
+    if following >= reference:
+        return reference
+    definition = next(
+        (
+            indent_width(line)
+            for line in reversed(ctx.prefix.split("\n")[:-1])
+            if _DEFINITION_LINE.match(line) and indent_width(line) < reference
+        ),
+        None,
+    )
+    inside = definition + 1 if definition is not None else 0
+    return max(following, inside)
 
 
 def _end_of_opened_block(text: str, code_lines: list[_Line], lex: Lexicon) -> int | None:

@@ -11,7 +11,7 @@ Everything here is pure: no tokenizer or model is imported.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 
@@ -27,6 +27,8 @@ class FimTemplate:
     stop: tuple[str, ...]
     # Repo-level file separator token, None where the family has none.
     file_sep: str | None = None
+    # Repo-level repository-name token (starts a repo-format prompt), if any.
+    repo_name: str | None = None
     # Literal text between markers and code; only CodeLlama needs any.
     after_prefix_marker: str = ""
     before_suffix_marker: str = ""
@@ -56,6 +58,7 @@ QWEN = FimTemplate(
     middle_marker="<|fim_middle|>",
     stop=("<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>"),
     file_sep="<|file_sep|>",
+    repo_name="<|repo_name|>",
 )
 
 # Same three markers as Qwen; only `<|file_separator|>` tells them apart.
@@ -79,7 +82,12 @@ STARCODER = FimTemplate(
     middle_marker="<fim_middle>",
     stop=("<|endoftext|>", "<file_sep>"),
     file_sep="<file_sep>",
+    repo_name="<repo_name>",
 )
+
+# StarCoder 1 has no `<file_sep>`; its repo format is `<reponame>` and `<filename>`.
+_STARCODER1_FILE = "<filename>"
+_STARCODER1_REPO = "<reponame>"
 
 # SantaCoder predates StarCoder and spells its markers with hyphens.
 SANTACODER = FimTemplate(
@@ -148,8 +156,12 @@ def restrict_to_vocab(template: FimTemplate, vocab: Collection[str]) -> FimTempl
     separator that is not a token would be split into plain text.
     """
     file_sep = template.file_sep if template.file_sep in vocab else None
+    repo_name = template.repo_name if template.repo_name in vocab else None
+    if template.name == "starcoder" and file_sep is None and _STARCODER1_FILE in vocab:
+        file_sep = _STARCODER1_FILE
+        repo_name = _STARCODER1_REPO if _STARCODER1_REPO in vocab else None
     stop = tuple(token for token in template.stop if token in vocab)
-    return replace(template, stop=stop, file_sep=file_sep)
+    return replace(template, stop=stop, file_sep=file_sep, repo_name=repo_name)
 
 
 def detect_template(vocab: Collection[str]) -> FimTemplate | None:
@@ -191,8 +203,71 @@ def template_by_name(name: str) -> FimTemplate | None:
         raise ValueError(f"unknown FIM template {name!r}; valid names: {valid}") from None
 
 
-def build_prompt(template: FimTemplate | None, prefix: str, suffix: str) -> str:
-    """The FIM prompt, or just `prefix` (plain left-to-right completion) without a template."""
+@dataclass(frozen=True)
+class ContextPiece:
+    """A snippet of another file (or out-of-view code) for the start of the prompt."""
+
+    path: str  # as the model should read it: workspace-relative where possible
+    text: str
+
+
+def comment_header(path: str, comment: str = "#") -> str:
+    """A file label for models without a repo format: a comment line."""
+    return f"{comment} path: {path}\n"
+
+
+def render_context(
+    template: FimTemplate | None,
+    pieces: Sequence[ContextPiece],
+    path: str | None,
+    *,
+    repo: str | None = None,
+    comment: str = "#",
+) -> str:
+    """The labelled context pieces, then the current file's label, or "" without pieces.
+
+    In the family's repo format (``<|repo_name|>``, ``<|file_sep|>path``) where the
+    vocabulary has one; otherwise each piece is preceded by a ``# path: ...`` comment.
+    The caller keeps ``pieces`` in a stable order, so this text is a stable prompt
+    start that a KV prefix cache reuses from one keystroke to the next.
+    """
+    if not pieces:
+        return ""
+    parts: list[str] = []
+    repo_format = template is not None and template.file_sep is not None
+    if repo_format and template is not None:
+        if template.repo_name is not None and repo:
+            parts.append(f"{template.repo_name}{repo}\n")
+        for piece in pieces:
+            parts.append(f"{template.render_file_header(piece.path)}{_ended(piece.text)}")
+        if path:
+            parts.append(template.render_file_header(path) or "")
+        return "".join(parts)
+    for piece in pieces:
+        parts.append(f"{comment_header(piece.path, comment)}{_ended(piece.text)}\n")
+    if path:
+        parts.append(comment_header(path, comment))
+    return "".join(parts)
+
+
+def _ended(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def build_prompt(
+    template: FimTemplate | None,
+    prefix: str,
+    suffix: str,
+    *,
+    context: str = "",
+    preamble: str = "",
+) -> str:
+    """The FIM prompt, or just `prefix` (plain left-to-right completion) without a template.
+
+    ``context`` (from ``render_context``) goes first, before the FIM markers, as
+    llama.cpp's infill does for repo-format models; ``preamble`` (out-of-view lines of
+    the current file) goes right before ``prefix``, inside the prefix part.
+    """
     if template is None:
-        return prefix
-    return template.render(prefix, suffix)
+        return context + preamble + prefix
+    return context + template.render(preamble + prefix, suffix)

@@ -32,6 +32,7 @@ from mmlsp.features.completion import (
 from mmlsp.features.diagnostics import syntax_diagnostics
 from mmlsp.features.hover import HoverService
 from mmlsp.features.review import ReviewService
+from mmlsp.workspace import WorkspaceIndex, workspace_roots
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,9 @@ class MmlspServer(LanguageServer):
         self.host = host or EngineHost()
         self.syntax = SyntaxStore(settings.max_file_bytes)
         # Typed-ahead cache, in-flight generations, typing pace (features/completion.py).
-        self.completions = Completions(self.host)
+        # Definitions across the workspace, for cross-file context and hover.
+        self.workspace_index = WorkspaceIndex()
+        self.completions = Completions(self.host, self.syntax.get, self.workspace_index)
         self.pending_diagnostics: dict[str, asyncio.TimerHandle] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.init_errors: list[str] = []
@@ -128,17 +131,21 @@ class MmlspServer(LanguageServer):
         """Load a separate chat model only when chatModel names another model."""
         s = self.settings
         other = s.chat_model if s.chat_model not in ("", s.model) else None
-        spec = LoadSpec(other, s.device, "none", s.cache_dir) if other else None
+        spec = LoadSpec.from_settings(s, model=other, fim_template="none") if other else None
 
         def done(status: Status) -> None:
             if status.state == "failed":
                 self.notify_user(f"chat model {status.model!r} failed to load: {status.message}")
+            elif status.warning:
+                self.notify_user_once(status.warning, logging.WARNING)
 
         self.host.load_chat(spec, lambda message, _pct: log.info("chat model: %s", message), done)
 
     def load_model(self) -> None:
         s = self.settings
-        spec = LoadSpec(s.model, s.device, s.fim_template, s.cache_dir)
+        spec = LoadSpec.from_settings(s)
+        # A remote backend's failures (server down, 401, 404...) are shown once each.
+        self.host.on_backend_error = self.notify_user_once
         token = f"mmlsp-load-{uuid.uuid4()}"
         progress_ok = bool(
             self.client_capabilities.window and self.client_capabilities.window.work_done_progress
@@ -158,13 +165,17 @@ class MmlspServer(LanguageServer):
                 self.notify_user(f"model {status.model!r} failed to load: {status.message}")
             else:
                 log.info(
-                    "model %s ready on %s (%s, template %s) in %ss",
+                    "model %s ready on %s (%s, %s backend, template %s: %s) in %ss",
                     status.model,
                     status.device,
                     status.dtype,
+                    status.backend,
                     status.template,
+                    status.template_source,
                     status.load_seconds,
                 )
+                if status.warning:
+                    self.notify_user_once(status.warning, logging.WARNING)
 
         if not self.host.load(spec, progress, done):
             return
@@ -223,6 +234,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         ls.settings = settings
         ls.syntax.max_bytes = settings.max_file_bytes
         ls.init_errors = errors
+        ls.workspace_index.scan_in_background(workspace_roots(params))
 
     @ls.feature(types.INITIALIZED)
     def initialized(_params: types.InitializedParams) -> None:
@@ -250,6 +262,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.syntax.open(doc.uri, doc.language_id, doc.text)
+        ls.workspace_index.opened(doc.uri, doc.text)
         if len(doc.text) > ls.settings.max_file_bytes:
             ls.notify_user_once(
                 f"{doc.uri.rsplit('/', 1)[-1]} is larger than maxFileBytes "
@@ -266,12 +279,14 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         # Stops the generation in flight unless the edit typed what it produced.
         ls.completions.changed(uri, document.source, ls.settings)
         ls.syntax.change(uri, params.content_changes, document.source)
+        ls.workspace_index.changed(uri, document.source, params.content_changes)
         ls.schedule_syntax(uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.syntax.close(uri)
+        ls.workspace_index.closed(uri)
         ls.review.stop(uri)
         ls.completions.closed(uri)
         if (handle := ls.pending_diagnostics.pop(uri, None)) is not None:
@@ -293,6 +308,8 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(params: types.DidSaveTextDocumentParams) -> None:
         ls.review.on_save(params.text_document.uri)
+        if (saved := open_document(ls.workspace, params.text_document.uri)) is not None:
+            ls.workspace_index.saved(saved.uri, saved.source)
 
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -333,7 +350,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         """What the server holds for a document, so a client can verify it is in sync."""
         uri = getattr(params, "uri", None)
         if not isinstance(uri, str):
-            raise JsonRpcInvalidParams("expected {\"uri\": string}")
+            raise JsonRpcInvalidParams('expected {"uri": string}')
         return document_summary(open_document(ls.workspace, uri), ls.syntax.get(uri))
 
     @ls.feature(types.SHUTDOWN)

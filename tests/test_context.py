@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from mmlsp.context import build_context
+from lsprotocol import types
+
+from mmlsp.context import WINDOW_SNAP_LINES, build_context
+from mmlsp.prompts import build_prompt, template_by_name
 from mmlsp.syntax import SyntaxDocument
 
 
@@ -55,7 +58,16 @@ def test_unknown_language_falls_back_to_text() -> None:
 def test_syntax_doc_tree_is_reused_when_current() -> None:
     doc = SyntaxDocument("def f():\n    ", "python")
     ctx = ctx_for(doc.text, len(doc.text), syntax_doc=doc)
-    assert ctx.tree is doc.tree and ctx.language == "python" and ctx.mode == "multi"
+    assert ctx.language == "python" and ctx.mode == "multi"
+    assert ctx.tree is not None and str(ctx.tree.root_node) == str(doc.tree.root_node)
+    # A copy: the document edits its own tree in place on the next change, while the
+    # context is still used (parse check) after the model answers.
+    doc.apply_change(
+        types.TextDocumentContentChangePartial(
+            range=types.Range(types.Position(0, 0), types.Position(0, 0)), text="x = 1\n"
+        )
+    )
+    assert ctx.tree.root_node.end_byte == len("def f():\n    ")
     stale = ctx_for("print(", 6, syntax_doc=doc)  # text moved on: parsed afresh
     assert stale.tree is not doc.tree and stale.mode == "balance"
 
@@ -79,3 +91,117 @@ def test_an_overlong_cursor_line_is_cut_to_the_budget():
     assert len(ctx.prefix) <= 400 and ctx.prefix.endswith("aaa")
     assert ctx.line_prefix == line  # the real line is kept for the shape and filters
     assert ctx.suffix.startswith("'")
+
+
+def _long_module(functions: int = 40) -> str:
+    parts = ["import os\nimport sys\nfrom pathlib import Path\n\n"]
+    for n in range(functions):
+        parts.append(
+            f"def func_{n}(a, b):\n"
+            f"    total = call_something(\n"
+            f"        a, b, {n},\n"
+            f"    )\n"
+            f"    return total + {n}\n\n"
+        )
+    return "".join(parts)
+
+
+def common_prefix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def test_window_start_is_stable_while_typing_in_a_long_file() -> None:
+    """Consecutive keystrokes give prompts that share all but the typed tail.
+
+    The budget is exactly used up at every keystroke (count=len), so without snapping
+    each typed character would push a line out of the window and change the prompt's
+    first line, defeating KV prefix reuse.
+    """
+    qwen = template_by_name("qwen")
+    base = _long_module()
+    cursor = base.index("def func_30")
+    typed = "result = compute(alpha, beta)"
+    prompts, starts = [], set()
+    for n in range(1, len(typed) + 1):
+        text = base[:cursor] + typed[:n] + "\n" + base[cursor:]
+        offset = cursor + n
+        ctx = build_context(
+            text, offset, prefix_tokens=700, suffix_tokens=100, count=len, language="python"
+        )
+        starts.add(ctx.window_start_line)
+        prompts.append(build_prompt(qwen, ctx.prefix, ctx.suffix))
+    assert len(starts) == 1
+    for before, after in zip(prompts, prompts[1:], strict=False):
+        # Everything up to the cursor is shared; only the typed char and after differ.
+        assert common_prefix(before, after) >= before.index("<|fim_suffix|>") - 1
+
+
+def test_window_starts_on_a_statement_at_a_snapped_line() -> None:
+    text = _long_module()
+    offset = text.index("def func_35")
+    ctx = build_context(
+        text, offset, prefix_tokens=900, suffix_tokens=50, count=len, language="python"
+    )
+    lines = text.splitlines(keepends=True)
+    first = ctx.window_start_line
+    assert first >= WINDOW_SNAP_LINES  # the budget does not reach the file's start
+    assert ctx.prefix.startswith(lines[first])
+    # Never half a statement: the multi-line call's continuation lines are skipped.
+    assert not lines[first].startswith(("        a, b", "    )"))
+    assert lines[first].strip()
+    # Within budget.
+    assert len(ctx.prefix) <= 900
+
+
+def test_preamble_has_out_of_view_imports_and_enclosing_headers() -> None:
+    body = "".join(f"        value_{n} = helper({n})\n" for n in range(80))
+    text = (
+        "import os\nfrom typing import Any\n\n\n"
+        "class Store:\n"
+        '    """Keeps things."""\n\n'
+        "    @property\n"
+        "    def load(self, key: str,\n"
+        "             default: Any = None) -> Any:\n"
+        f"{body}"
+        "        return \n"
+    )
+    offset = text.index("return ") + len("return ")
+    ctx = build_context(
+        text,
+        offset,
+        prefix_tokens=300,
+        suffix_tokens=50,
+        count=len,
+        language="python",
+        preamble_tokens=500,
+    )
+    assert ctx.window_start_line > 10
+    assert ctx.preamble == (
+        "import os\nfrom typing import Any\n\n"
+        "class Store:\n"
+        "    def load(self, key: str,\n"
+        "             default: Any = None) -> Any:\n"
+    )
+    # No budget: no preamble; a window that shows the file's start: no preamble.
+    assert (
+        build_context(
+            text, offset, prefix_tokens=300, suffix_tokens=50, count=len, language="python"
+        ).preamble
+        == ""
+    )
+    near = ctx_for(text, text.index("value_3"), language="python", preamble_tokens=500)
+    assert near.window_start_line == 0 and near.preamble == ""
+    # A tight budget drops imports first and keeps the headers.
+    tight = build_context(
+        text,
+        offset,
+        prefix_tokens=300,
+        suffix_tokens=50,
+        count=len,
+        language="python",
+        preamble_tokens=90,
+    )
+    assert tight.preamble.startswith("class Store:") and "import" not in tight.preamble

@@ -9,10 +9,13 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from mmlsp.prompts import (
+    QWEN,
     TEMPLATE_NAMES,
+    ContextPiece,
     FimTemplate,
     build_prompt,
     detect_template,
+    render_context,
     restrict_to_vocab,
     template_by_name,
 )
@@ -118,8 +121,8 @@ FAMILIES = [
         "starcoder",
         f"<fim_prefix>{PREFIX}<fim_suffix>{SUFFIX}<fim_middle>",
         ("<|endoftext|>",),
-        None,
-        id="starcoder1-no-file-sep",
+        "<filename>",  # StarCoder 1's repo format labels files with <filename>
+        id="starcoder1-filename",
     ),
     pytest.param(
         make_tokenizer(SANTACODER_TOKENS),
@@ -277,3 +280,51 @@ def test_templates_are_immutable() -> None:
     assert template is not None
     with pytest.raises(AttributeError):
         template.name = "other"  # type: ignore[misc]
+
+
+PIECES = [ContextPiece("pkg/util.py", "def helper(x):\n    ..."), ContextPiece("b.py", "y = 2\n")]
+
+
+def test_repo_format_context_for_qwen() -> None:
+    qwen = restrict_to_vocab(QWEN, set(QWEN_TOKENS))
+    context = render_context(qwen, PIECES, "main.py", repo="proj")
+    assert context == (
+        "<|repo_name|>proj\n"
+        "<|file_sep|>pkg/util.py\ndef helper(x):\n    ...\n"
+        "<|file_sep|>b.py\ny = 2\n"
+        "<|file_sep|>main.py\n"
+    )
+    prompt = build_prompt(qwen, PREFIX, SUFFIX, context=context, preamble="import os\n")
+    # Context before the FIM markers; the out-of-view preamble inside the prefix part.
+    assert (
+        prompt == f"{context}<|fim_prefix|>import os\n{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>"
+    )
+
+
+def test_starcoder_repo_format_per_vocabulary() -> None:
+    star2 = detect_template(vocab_of(make_tokenizer(STARCODER2_TOKENS)))
+    assert star2 is not None and star2.repo_name == "<repo_name>"
+    assert render_context(star2, PIECES[:1], "m.py", repo="r").startswith(
+        "<repo_name>r\n<file_sep>pkg/util.py\n"
+    )
+    star1 = detect_template(vocab_of(make_tokenizer(STARCODER1_TOKENS)))
+    assert star1 is not None and (star1.file_sep, star1.repo_name) == ("<filename>", "<reponame>")
+    assert render_context(star1, PIECES[:1], "m.py", repo="r") == (
+        "<reponame>r\n<filename>pkg/util.py\ndef helper(x):\n    ...\n<filename>m.py\n"
+    )
+
+
+def test_comment_labels_without_repo_format() -> None:
+    deepseek = detect_template(vocab_of(make_tokenizer(DEEPSEEK_TOKENS)))
+    for template in (None, deepseek):
+        context = render_context(template, PIECES[:1], "main.py", repo="proj")
+        assert context == "# path: pkg/util.py\ndef helper(x):\n    ...\n\n# path: main.py\n"
+    assert build_prompt(None, "x = ", "", context="# c\n", preamble="import os\n") == (
+        "# c\nimport os\nx = "
+    )
+
+
+def test_no_pieces_no_context() -> None:
+    # Without pieces the prompt is exactly the plain FIM prompt (no labels at all).
+    assert render_context(QWEN, [], "main.py", repo="proj") == ""
+    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render(PREFIX, SUFFIX)

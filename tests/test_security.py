@@ -131,3 +131,19 @@ def test_workspace_settings_cannot_turn_on_remote_code():
     args = build_parser().parse_args(["--trust-remote-code"])
     assert settings_from_args(args)[0].trust_remote_code is True
     assert settings_from_args(build_parser().parse_args([]))[0].trust_remote_code is False
+
+
+async def test_trust_remote_code_flag_reaches_the_loader_through_the_server(
+    tiny_model_dir, tmp_path
+):
+    marker = tmp_path / "ran.txt"
+    model = _model_with_remote_code(tiny_model_dir, tmp_path / "remote", marker)
+    async with lsp_session(["--model", str(model)], tmp_path / "c1") as client:
+        refused = await wait_for_state(client)
+    assert refused["state"] == "failed" and "trust_remote_code" in refused["message"]
+    assert not marker.exists()
+    flags = ["--model", str(model), "--trust-remote-code"]
+    async with lsp_session(flags, tmp_path / "c2", {"trustRemoteCode": False}) as client:
+        # The editor cannot turn it off either: only the user's launch decides.
+        assert (await wait_for_state(client))["state"] == "ready"
+    assert marker.read_text() == "ran"

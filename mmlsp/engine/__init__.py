@@ -1,6 +1,11 @@
-"""Model backends behind one interface (``Engine``), and the host that runs them."""
+"""Model backends behind one interface (``Engine``), and the host that runs them.
+
+``local.LocalEngine`` runs a model in this process; ``openai.OpenAIEngine`` talks to
+an OpenAI-compatible inference server (imported only when that backend is chosen).
+"""
 
 from mmlsp.engine.base import (
+    ChatPrompt,
     Engine,
     EngineError,
     EngineInfo,
@@ -11,6 +16,7 @@ from mmlsp.engine.base import (
 from mmlsp.engine.host import EngineHost, LoadSpec, Status
 
 __all__ = [
+    "ChatPrompt",
     "Engine",
     "EngineError",
     "EngineHost",

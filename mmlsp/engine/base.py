@@ -63,6 +63,23 @@ class GenerationResult:
     accepted_draft_tokens: int = 0
 
 
+class ChatPrompt(str):
+    """A rendered chat prompt that keeps its messages.
+
+    ``Engine.render_chat`` may return one: it is used as the prompt text everywhere a
+    string is expected, while a backend that takes messages (an OpenAI-compatible
+    server's ``/v1/chat/completions``) sends ``messages`` and lets the server apply
+    the model's chat template.
+    """
+
+    messages: tuple[dict[str, str], ...]
+
+    def __new__(cls, text: str, messages: list[dict[str, str]]) -> ChatPrompt:
+        prompt = super().__new__(cls, text)
+        prompt.messages = tuple(dict(m) for m in messages)
+        return prompt
+
+
 @dataclass(frozen=True)
 class EngineInfo:
     model: str

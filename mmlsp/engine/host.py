@@ -4,22 +4,27 @@ It may also hold a second engine for chat (code actions, hover, review) when the
 ``chatModel`` setting names a different model; otherwise chat shares the one engine.
 
 The server never blocks on the model. Loading happens on its own thread while syntax
-features keep working; generation runs one request at a time on a single worker
-thread (one model cannot decode two prompts at once efficiently), and a request that
-was superseded while it waited is dropped before it starts.
+features keep working. An in-process model generates one request at a time on a
+single worker thread (one model cannot decode two prompts at once efficiently), and
+a request that was superseded while it waited is dropped before it starts. A remote
+engine (``backend: "openai"``) offers ``agenerate``, which the host awaits on the
+event loop, up to the engine's ``max_concurrency`` requests at once: the server does
+the batching, and cancelling the awaiting task closes the HTTP stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mmlsp.engine.base import (
     Engine,
@@ -30,17 +35,30 @@ from mmlsp.engine.base import (
 )
 from mmlsp.prompts import FimTemplate, detect_template, restrict_to_vocab, template_by_name
 
+if TYPE_CHECKING:
+    from mmlsp.config import Settings
+
 log = logging.getLogger(__name__)
 
 State = Literal["idle", "loading", "ready", "failed"]
 Progress = Callable[[str, int | None], None]
 EngineFactory = Callable[[str, str, Path, Progress], Engine]
+# How long shutdown() waits for a running generation to see its cancel event.
+SHUTDOWN_WAIT_S = 2.0
 
 
-def local_engine_factory(model: str, device: str, cache_dir: Path, progress: Progress) -> Engine:
+def local_engine_factory(
+    model: str, device: str, cache_dir: Path, progress: Progress, trust_remote_code: bool = False
+) -> Engine:
     from mmlsp.engine.local import LocalEngine
 
-    return LocalEngine(model, device=device, cache_dir=cache_dir, progress=progress)
+    return LocalEngine(
+        model,
+        device=device,
+        cache_dir=cache_dir,
+        progress=progress,
+        trust_remote_code=trust_remote_code,
+    )
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,57 @@ class LoadSpec:
     device: str
     fim_template: str
     cache_dir: str
+    # "local": in-process torch; "openai": an OpenAI-compatible server at base_url.
+    backend: str = "local"
+    base_url: str = ""
+    # The NAME of the environment variable holding the API key, never the key.
+    api_key_env: str = ""
+    completion_endpoint: str = "completions"
+    request_timeout_ms: int = 30_000
+    max_concurrency: int = 4
+    # Set only from the user's own launch (config.USER_LEVEL_ONLY).
+    trust_remote_code: bool = False
+
+    @classmethod
+    def from_settings(
+        cls, s: Settings, model: str | None = None, fim_template: str | None = None
+    ) -> LoadSpec:
+        """The spec for ``s`` (``model``/``fim_template`` override, e.g. for chat)."""
+        remote = s.backend != "local"
+        return cls(
+            model if model is not None else s.model,
+            s.device,
+            fim_template if fim_template is not None else s.fim_template,
+            s.cache_dir,
+            backend=s.backend,
+            # Only what the remote backend reads, so local reloads ignore the rest.
+            base_url=s.base_url if remote else "",
+            api_key_env=s.api_key_env if remote else "",
+            completion_endpoint=s.completion_endpoint if remote else "completions",
+            request_timeout_ms=s.request_timeout_ms if remote else 30_000,
+            max_concurrency=s.max_concurrent_requests if remote else 4,
+            trust_remote_code=s.trust_remote_code and not remote,
+        )
+
+
+def openai_engine_factory(spec: LoadSpec, progress: Progress) -> Engine:
+    from mmlsp.config import BUILTIN_MODEL
+    from mmlsp.engine.openai import OpenAIEngine, RemoteSpec
+
+    # The builtin default names no served model: take the server's own.
+    model = "auto" if spec.model == BUILTIN_MODEL else spec.model
+    remote = RemoteSpec(
+        base_url=spec.base_url,
+        model=model,
+        api_key_env=spec.api_key_env,
+        completion_endpoint="infill" if spec.completion_endpoint == "infill" else "completions",
+        request_timeout_s=spec.request_timeout_ms / 1000,
+        max_concurrency=spec.max_concurrency,
+    )
+    return OpenAIEngine(remote, progress)
+
+
+RemoteFactory = Callable[[LoadSpec, Progress], Engine]
 
 
 @dataclass
@@ -58,6 +127,12 @@ class Status:
     device: str | None = None
     dtype: str | None = None
     template: str | None = None
+    # Where the FIM template came from (tokenizer, setting, server, model name).
+    template_source: str | None = None
+    backend: str = "local"
+    # A problem found while loading that does not stop the engine (e.g. a remote
+    # server that is down right now); shown to the user once.
+    warning: str | None = None
     message: str = ""
     load_seconds: float | None = None
     last_latency_ms: float | None = None
@@ -65,11 +140,26 @@ class Status:
     last_generated_tokens: int | None = None
     generations: int = 0
     cancelled: int = 0
+    in_flight: int = 0
 
 
 class EngineHost:
-    def __init__(self, factory: EngineFactory = local_engine_factory) -> None:
+    def __init__(
+        self,
+        factory: EngineFactory = local_engine_factory,
+        remote_factory: RemoteFactory = openai_engine_factory,
+    ) -> None:
         self._factory = factory
+        self._remote_factory = remote_factory
+        # Requests being generated, so shutdown() can cancel them; the worker's futures.
+        self._inflight: dict[int, GenerationRequest] = {}
+        self._running: set[concurrent.futures.Future[Any]] = set()
+        self._limits: weakref.WeakKeyDictionary[Engine, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+        # Called with a remote backend's failure the first time it happens in a streak
+        # (the server shows it once); repeats are only logged at debug level.
+        self.on_backend_error: Callable[[str], None] = lambda message: log.error("%s", message)
         self._lock = threading.Lock()
         self._engine: Engine | None = None
         self._spec: LoadSpec | None = None
@@ -143,7 +233,7 @@ class EngineHost:
         start = time.monotonic()
         engine: Engine | None = None
         try:
-            engine = self._factory(spec.model, spec.device, Path(spec.cache_dir), progress)
+            engine = self._make(spec, progress)
             if stops := _chat_stops(engine):
                 engine.set_stop_tokens(stops)  # type: ignore[attr-defined]
             status = Status(
@@ -151,6 +241,8 @@ class EngineHost:
                 model=spec.model,
                 device=engine.info.device,
                 dtype=engine.info.dtype,
+                backend=engine.info.backend,
+                warning=_warning(engine),
                 message="ready",
                 load_seconds=round(time.monotonic() - start, 2),
             )
@@ -195,11 +287,16 @@ class EngineHost:
             template_override = spec.fim_template
             if template_override not in ("auto", "none"):
                 template_by_name(template_override)  # validate before the slow part
-            engine = self._factory(spec.model, spec.device, Path(spec.cache_dir), progress)
-            if template_override == "auto":
+            engine = self._make(spec, progress)
+            chooser = getattr(engine, "choose_template", None)
+            if callable(chooser):  # a remote engine asks its server (see openai.py)
+                template, source = chooser(template_override)
+            elif template_override == "auto":
                 template = detect_template(engine.vocabulary())
+                source = "detected from the tokenizer" if template else "no FIM tokens"
             else:
                 template = template_by_name(template_override)
+                source = "fimTemplate setting"
                 if template is not None:
                     template = restrict_to_vocab(template, engine.vocabulary())
             # The chat turn's end token too: this engine also serves chat requests
@@ -213,6 +310,9 @@ class EngineHost:
                 device=engine.info.device,
                 dtype=engine.info.dtype,
                 template=template.name if template else "none (prefix only)",
+                template_source=source,
+                backend=engine.info.backend,
+                warning=_warning(engine),
                 message="ready",
                 load_seconds=round(time.monotonic() - start, 2),
             )
@@ -234,50 +334,116 @@ class EngineHost:
             old.close()
         done(status)
 
+    def _make(self, spec: LoadSpec, progress: Progress) -> Engine:
+        if spec.backend == "local":
+            # Only passed when on, so factories that never trust code need not take it.
+            trust = {"trust_remote_code": True} if spec.trust_remote_code else {}
+            return self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **trust)
+        if spec.backend == "openai":
+            return self._remote_factory(spec, progress)
+        raise EngineError(f"unknown backend {spec.backend!r}")
+
     def wait_ready(self, timeout: float | None = None) -> Status:
         self._ready.wait(timeout)
         return self.status
 
     async def generate(self, request: GenerationRequest, chat: bool = False) -> GenerationResult:
-        """Run on the worker thread; cancelling the awaiting task cancels the request.
+        """Generate; cancelling the awaiting task cancels the request.
 
-        ``chat`` picks the chat engine (the same one unless chatModel differs).
+        ``chat`` picks the chat engine (the same one unless chatModel differs). An
+        in-process engine runs on the worker thread; a remote one (``agenerate``) on
+        the event loop, up to its ``max_concurrency`` at once.
         """
         engine = self.chat_engine if chat else self._engine
         if engine is None:
             status = self.chat_status if chat else self.status
             which = "chat model" if chat else "model"
             raise EngineError(f"{which} is not ready: {status.state} {status.message}")
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._worker, engine.generate, request)
-        future.add_done_callback(self._record)
+        # Counters live on the main status, whichever engine runs the request.
+        status = self.status
+        self._inflight[id(request)] = request
+        status.in_flight += 1
         try:
-            return await asyncio.shield(future)
+            agenerate = getattr(engine, "agenerate", None)
+            if callable(agenerate):
+                result = await self._remote(engine, agenerate, request)
+            else:
+                result = await self._threaded(engine, request)
         except asyncio.CancelledError:
             request.cancel.set()
+            raise
+        except EngineError as exc:
+            first = getattr(exc, "first", None)
+            if first is None:  # not a remote backend's failure: as any other error
+                log.exception("generation failed")
+                raise GenerationFailed(f"generation failed: {exc}") from exc
+            # A remote backend's failures are expected events with their own message:
+            # report the first of a streak, keep the repeats out of the user's way.
+            if first:
+                self.on_backend_error(str(exc))
+            else:
+                log.debug("%s", exc)
             raise
         except Exception as exc:  # a model that fails mid-generation must not fail the server
             log.exception("generation failed")
             raise GenerationFailed(f"generation failed: {exc}") from exc
+        finally:
+            self._inflight.pop(id(request), None)
+            status.in_flight -= 1
+        self._record(status, result)
+        return result
 
-    def _record(self, future: asyncio.Future[GenerationResult]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        result = future.result()
-        status = self.status
+    async def _threaded(self, engine: Engine, request: GenerationRequest) -> GenerationResult:
+        future = self._worker.submit(engine.generate, request)
+        self._running.add(future)
+        future.add_done_callback(self._running.discard)
+        # shield: a cancelled await must not abandon the thread's result unobserved;
+        # the request's cancel event stops the thread at its next token.
+        return await asyncio.shield(asyncio.wrap_future(future))
+
+    async def _remote(
+        self, engine: Engine, agenerate: Callable[..., Any], request: GenerationRequest
+    ) -> GenerationResult:
+        limit = self._limits.get(engine)
+        if limit is None:
+            limit = self._limits[engine] = asyncio.Semaphore(
+                max(1, int(getattr(engine, "max_concurrency", 1)))
+            )
+        async with limit:
+            return await agenerate(request)
+
+    def _record(self, status: Status, result: GenerationResult) -> None:
         status.generations += 1
         status.cancelled += result.finish_reason == "cancelled"
         status.last_latency_ms = round(result.seconds * 1000, 1)
         status.last_finish_reason = result.finish_reason
         status.last_generated_tokens = result.generated_tokens
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Cancel what is generating, give it ``wait_s`` to stop, then free the models.
+
+        Closing an engine while the worker thread is still inside ``generate`` would
+        pull the model out from under it, so the running request is told to stop
+        first (it checks its cancel event after every token) and waited for briefly.
+        """
+        for request in list(self._inflight.values()):
+            request.cancel.set()
         self._worker.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
+        if running := [f for f in self._running if not f.done()]:
+            _done, late = concurrent.futures.wait(running, timeout=wait_s)
+            if late:
+                log.warning("a generation did not stop within %.1f s of shutdown", wait_s)
         if self._engine is not None:
             self._engine.close()
         if self._chat_engine is not None:
             self._chat_engine.close()
+
+
+def _warning(engine: Engine) -> str | None:
+    """Load-time problems a remote engine found (server down, model not listed)."""
+    warnings = getattr(engine, "warnings", None)
+    return "; ".join(warnings) if warnings else None
 
 
 def _chat_stops(engine: Engine) -> tuple[str, ...]:

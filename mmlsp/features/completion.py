@@ -30,13 +30,17 @@ from typing import Any, Literal
 from lsprotocol import types
 
 from mmlsp.config import Settings
-from mmlsp.context import build_context
+from mmlsp.context import CursorContext, TokenCounter, build_context
+from mmlsp.crossfile import cross_file_pieces
 from mmlsp.engine import EngineError, EngineHost, GenerationRequest, GenerationResult
 from mmlsp.features.debounce import TypingPace
 from mmlsp.features.typeahead import Entry, TypeaheadCache, remainder, typed_since
 from mmlsp.positions import offset_at
-from mmlsp.postprocess import finish, stop_at
-from mmlsp.prompts import build_prompt
+from mmlsp.postprocess import finish, replace_suffix_chars, stop_at
+from mmlsp.prompts import FimTemplate, build_prompt, render_context
+from mmlsp.shape import CLOSERS
+from mmlsp.syntax import SyntaxDocument
+from mmlsp.workspace import WorkspaceIndex
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +53,62 @@ class Suggestion:
     # The generation it came from (for typed-ahead hits: None, no model call).
     result: GenerationResult | None
     source: Source = "model"
+    # Characters right of the cursor it replaces: brackets and quotes the editor
+    # auto-closed that the suggestion writes itself (``postprocess.replace_suffix_chars``).
+    replace_chars: int = 0
 
 
-async def generate_suggestion(
+@dataclass(frozen=True)
+class Completion:
+    """A cleaned suggestion and the characters right of the cursor it replaces."""
+
+    text: str
+    replace_chars: int = 0
+
+
+def prepare_prompt(
+    text: str,
+    offset: int,
+    settings: Settings,
+    count: TokenCounter,
+    template: FimTemplate | None,
+    *,
+    syntax_doc: SyntaxDocument | None = None,
+    language: str | None = None,
+    workspace: WorkspaceIndex | None = None,
+    uri: str | None = None,
+) -> tuple[CursorContext, str]:
+    """The cursor context and the exact prompt for a completion at ``offset``.
+
+    No model call (the index is only read): the server and the HumanEval benchmark
+    both build prompts here. Stable parts come first: cross-file pieces (labelled in
+    the model's repo format or as comments), then the current file's out-of-view
+    lines, then the window.
+    """
+    ctx = build_context(
+        text,
+        offset,
+        prefix_tokens=settings.prefix_tokens,
+        suffix_tokens=settings.suffix_tokens,
+        count=count,
+        language=language,
+        syntax_doc=syntax_doc,
+        # The out-of-view lines get at most half the extra budget; other files the rest.
+        preamble_tokens=settings.cross_file_tokens // 2,
+    )
+    budget = settings.cross_file_tokens - (count(ctx.preamble) if ctx.preamble else 0)
+    pieces = cross_file_pieces(workspace, uri, ctx, budget, count, template)
+    path = None
+    if pieces and uri is not None:
+        path = workspace.relative_path(uri) if workspace is not None else uri.rsplit("/", 1)[-1]
+    context = render_context(
+        template, pieces, path, repo=workspace.repo_name if workspace is not None else None
+    )
+    prompt = build_prompt(template, ctx.prefix, ctx.suffix, context=context, preamble=ctx.preamble)
+    return ctx, prompt
+
+
+async def generate_completion(
     text: str,
     offset: int,
     settings: Settings,
@@ -60,23 +117,33 @@ async def generate_suggestion(
     *,
     cache_key: str | None = None,
     on_text: Callable[[str], None] | None = None,
-) -> tuple[str | None, GenerationResult | None]:
-    """The cleaned suggestion at code point ``offset`` and the generation behind it.
+    syntax_doc: SyntaxDocument | None = None,
+    language: str | None = None,
+    workspace: WorkspaceIndex | None = None,
+    uri: str | None = None,
+) -> tuple[Completion | None, GenerationResult | None]:
+    """The cleaned completion at code point ``offset`` and the generation behind it.
 
     ``cache_key`` lets the engine reuse that key's prompt KV cache (when the
     ``kvReuse`` setting allows); ``on_text`` sees the raw text after every token.
+    ``syntax_doc`` (the document's tree, reused when current) or ``language`` turns on
+    the tree-sitter shape decision and parse check; ``workspace`` and ``uri`` give
+    cross-file context.
     """
     engine = host.engine
     if engine is None or len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
         return None, None
-    ctx = build_context(
+    ctx, prompt = prepare_prompt(
         text,
         offset,
-        prefix_tokens=settings.prefix_tokens,
-        suffix_tokens=settings.suffix_tokens,
-        count=engine.count_tokens,
+        settings,
+        engine.count_tokens,
+        host.template,
+        syntax_doc=syntax_doc,
+        language=language,
+        workspace=workspace,
+        uri=uri,
     )
-    prompt = build_prompt(host.template, ctx.prefix, ctx.suffix)
     stops = stop_at(ctx)
     if on_text is not None:
 
@@ -107,7 +174,50 @@ async def generate_suggestion(
     )
     if result.finish_reason == "cancelled":
         return None, result
-    return finish(result.text, ctx), result
+    cleaned = finish(result.text, ctx)
+    if cleaned is None:
+        return None, result
+    return Completion(cleaned, replace_suffix_chars(cleaned, ctx)), result
+
+
+async def generate_suggestion(
+    text: str,
+    offset: int,
+    settings: Settings,
+    host: EngineHost,
+    cancel: threading.Event | None = None,
+    *,
+    cache_key: str | None = None,
+    on_text: Callable[[str], None] | None = None,
+    syntax_doc: SyntaxDocument | None = None,
+    language: str | None = None,
+) -> tuple[str | None, GenerationResult | None]:
+    """``generate_completion``'s text only (the replace range left out)."""
+    completion, result = await generate_completion(
+        text,
+        offset,
+        settings,
+        host,
+        cancel,
+        cache_key=cache_key,
+        on_text=on_text,
+        syntax_doc=syntax_doc,
+        language=language,
+    )
+    return (completion.text if completion else None), result
+
+
+def replace_chars_at(
+    text: str, offset: int, suggestion: str, syntax_doc: SyntaxDocument | None = None
+) -> int:
+    """``replace_suffix_chars`` for a suggestion shown at ``offset`` (typed-ahead answers)."""
+    rest = text[offset : offset + 1]
+    if not rest or (rest not in CLOSERS and rest not in "\"'`"):
+        return 0  # nothing auto-closed right of the cursor: the common, free case
+    ctx = build_context(
+        text, offset, prefix_tokens=16, suffix_tokens=0, count=len, syntax_doc=syntax_doc
+    )
+    return replace_suffix_chars(suggestion, ctx)
 
 
 async def suggest(
@@ -116,11 +226,16 @@ async def suggest(
     settings: Settings,
     host: EngineHost,
     cancel: threading.Event | None = None,
+    language: str | None = None,
 ) -> Suggestion | None:
     """The suggestion at ``position`` in ``text``, or None when there is nothing to offer."""
     offset = offset_at(text, position.line, position.character)
-    cleaned, result = await generate_suggestion(text, offset, settings, host, cancel)
-    return Suggestion(cleaned, result) if cleaned else None
+    completion, result = await generate_completion(
+        text, offset, settings, host, cancel, language=language
+    )
+    if completion is None:
+        return None
+    return Suggestion(completion.text, result, replace_chars=completion.replace_chars)
 
 
 @dataclass(eq=False)
@@ -146,8 +261,17 @@ RECENT = 1024
 class Completions:
     """The server's completion state per document; the server hands it requests and edits."""
 
-    def __init__(self, host: EngineHost) -> None:
+    def __init__(
+        self,
+        host: EngineHost,
+        syntax: Callable[[str], SyntaxDocument | None] | None = None,
+        workspace: WorkspaceIndex | None = None,
+    ) -> None:
         self.host = host
+        # The document's syntax tree by URI (the server's SyntaxStore.get), for the
+        # tree-sitter shape decision and parse check; the index, for cross-file context.
+        self.syntax = syntax or (lambda _uri: None)
+        self.workspace = workspace
         self.typeahead = TypeaheadCache()
         self.jobs: dict[str, _Job] = {}
         self.paces: dict[str, TypingPace] = {}
@@ -218,7 +342,8 @@ class Completions:
     ) -> tuple[Suggestion | None, str]:
         before, after = text[:offset], text[offset:]
         if settings.typeahead and (rest := self.typeahead.lookup(uri, before, after)):
-            return Suggestion(rest, None, "typeahead"), "typeahead"
+            replace = replace_chars_at(text, offset, rest, self.syntax(uri))
+            return Suggestion(rest, None, "typeahead", replace), "typeahead"
         if (job := self.jobs.get(uri)) is not None:
             if typed_since(job.before, job.after, before, after) is not None:
                 adopted = await self._wait(job, number, uri)
@@ -228,7 +353,8 @@ class Completions:
                     entry = Entry(job.before, job.after, adopted.text)
                     if (rest := remainder(entry, before, after)) is not None:
                         source: Source = "speculative" if job.speculative else "inflight"
-                        return Suggestion(rest, adopted.result, source), source
+                        replace = replace_chars_at(text, offset, rest, self.syntax(uri))
+                        return Suggestion(rest, adopted.result, source, replace), source
             else:
                 self._stop(job)  # computed for another place: no longer wanted
         pace = self.paces.setdefault(uri, TypingPace())
@@ -276,20 +402,31 @@ class Completions:
         def seen(generated: str) -> None:
             job.partial = generated
 
+        syntax_doc = self.syntax(job.uri)
         try:
-            cleaned, result = await generate_suggestion(
-                text, offset, settings, self.host, job.cancel, cache_key=job.uri, on_text=seen
+            completion, result = await generate_completion(
+                text,
+                offset,
+                settings,
+                self.host,
+                job.cancel,
+                cache_key=job.uri,
+                on_text=seen,
+                syntax_doc=syntax_doc,
+                workspace=self.workspace,
+                uri=job.uri,
             )
         finally:
             if self.jobs.get(job.uri) is job:
                 del self.jobs[job.uri]
         if result is not None and result.finish_reason != "cancelled":
             self.paces.setdefault(job.uri, TypingPace()).model_latency(result.seconds)
-        if not cleaned or result is None:
+        if completion is None or result is None:
             return None
         if settings.typeahead:
-            self.typeahead.add(job.uri, job.before, job.after, cleaned)
-        return Suggestion(cleaned, result, "speculative" if job.speculative else "model")
+            self.typeahead.add(job.uri, job.before, job.after, completion.text)
+        source: Source = "speculative" if job.speculative else "model"
+        return Suggestion(completion.text, result, source, completion.replace_chars)
 
     def _stop(self, job: _Job) -> None:
         job.cancel.set()
@@ -342,10 +479,19 @@ def inline_items(
     return types.InlineCompletionList(
         items=[
             types.InlineCompletionItem(
-                insert_text=suggestion.text, range=types.Range(position, position)
+                insert_text=suggestion.text, range=replace_range(suggestion, position)
             )
         ]
     )
+
+
+def replace_range(suggestion: Suggestion, position: types.Position) -> types.Range:
+    """From the cursor over the auto-closed characters the suggestion replaces.
+
+    They are ASCII brackets and quotes: as many UTF-16 units as code points.
+    """
+    end = types.Position(position.line, position.character + suggestion.replace_chars)
+    return types.Range(position, end)
 
 
 def completion_items(
@@ -366,7 +512,7 @@ def completion_items(
                     kind=types.MarkupKind.Markdown, value=f"```\n{suggestion.text}\n```"
                 ),
                 text_edit=types.TextEdit(
-                    range=types.Range(position, position), new_text=suggestion.text
+                    range=replace_range(suggestion, position), new_text=suggestion.text
                 ),
                 insert_text_format=types.InsertTextFormat.PlainText,
                 filter_text="",

@@ -1,8 +1,9 @@
 """Hover: a short AI explanation of a function or class, computed in the background.
 
 Hovering a definition's name, or a call to a function or class defined in an open
-document, answers at once with the signature and docstring. The explanation is asked
-of the chat model in the background and cached by a hash of the definition's text:
+document (or, through ``mmlsp.workspace``, in a workspace file), answers at once
+with the signature and docstring. The explanation is asked of the chat model in the
+background and cached by a hash of the definition's text:
 if it is ready within a short budget it is part of this answer, otherwise of the next
 hover. Editing the definition changes its hash, so a stale explanation is never shown.
 """
@@ -13,6 +14,7 @@ import asyncio
 import logging
 import textwrap
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any
 
 import tree_sitter
@@ -31,6 +33,7 @@ from mmlsp.outline import (
     signature,
 )
 from mmlsp.syntax import SyntaxDocument
+from mmlsp.workspace import WorkspaceIndex, read_source
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +81,25 @@ class HoverService:
             found = find_definitions(doc.tree, doc.source, name)
             if found:
                 return candidate, doc, found[0]
+        return self._lookup_workspace(name, set(uris))
+
+    def _lookup_workspace(
+        self, name: str, skip: set[str]
+    ) -> tuple[str, SyntaxDocument, tree_sitter.Node] | None:
+        """The definition called ``name`` in a workspace file that is not open."""
+        index: WorkspaceIndex | None = getattr(self.server, "workspace_index", None)
+        if index is None:
+            return None
+        for definition in index.definitions(name):
+            if definition.uri in skip:
+                continue
+            text = read_source(Path(definition.path), index.max_file_bytes)
+            if text is None:
+                continue  # gone or changed into something unreadable since indexing
+            doc = SyntaxDocument(text, "python")
+            found = find_definitions(doc.tree, doc.source, name)
+            if found:
+                return definition.uri, doc, found[0]
         return None
 
     def target(

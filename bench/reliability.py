@@ -1,0 +1,151 @@
+"""The reliability report: fuzzing, odd documents, injected faults and a soak, in one run.
+
+    python -m bench.reliability --fuzz 400 --soak-minutes 5
+
+Runs the real server through the test suite's fuzz, odd-document and fault tests
+(pytest, with a JUnit XML report to count them) and through ``bench.soak``, then
+writes the ``## Reliability`` section of ``BENCHMARKS.md``: messages fuzzed,
+sequences, crashes, odd documents handled, faults injected and survived, soak
+duration and memory slope.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+SECTION = "## Reliability"
+
+# Test selections: what each row of the table counts.
+ODD_DOCUMENTS = "tests/test_odd_documents.py"
+# Faults: a model that does not load or fails while generating, a backend that fails.
+FAULT_TESTS = [
+    "tests/test_odd_documents.py::test_generation_that_raises_is_reported_and_the_server_keeps_serving",
+    "tests/test_odd_documents.py::test_corrupt_gguf_is_a_clear_error",
+    "tests/test_odd_documents.py::test_model_too_big_for_memory_is_a_clear_error",
+    "tests/test_e2e_settings.py",
+    "tests/test_openai_faults.py",
+]
+
+
+def pytest_run(args: list[str], env: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
+    """Run pytest; return (test name, outcome) pairs and the captured output."""
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "report.xml"
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+             f"--junitxml={xml}", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        results = []
+        if xml.exists():
+            for case in ET.parse(xml).iter("testcase"):
+                outcome = "passed"
+                for tag in ("failure", "error", "skipped"):
+                    if case.find(tag) is not None:
+                        outcome = tag
+                results.append((case.get("name", "?"), outcome))
+    return results, proc.stdout + proc.stderr
+
+
+def count(results: list[tuple[str, str]], outcome: str) -> int:
+    return sum(1 for _, o in results if o == outcome)
+
+
+def existing(paths: list[str]) -> list[str]:
+    return [p for p in paths if (ROOT / p.split("::")[0]).exists()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fuzz", type=int, default=200, help="fuzzed LSP sequences")
+    parser.add_argument("--soak-minutes", type=float, default=3.0)
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    started = time.monotonic()
+
+    fuzz_env = dict(env, MMLSP_FUZZ_EXAMPLES=str(args.fuzz))
+    fuzz, out = pytest_run(["tests/test_fuzz_lsp.py"], fuzz_env)
+    totals_match = re.search(r"fuzz totals: (\{.*?\})", out)
+    totals = ast.literal_eval(totals_match.group(1)) if totals_match else {}
+    fuzz_ok = bool(fuzz) and count(fuzz, "passed") == len(fuzz)
+
+    odd, _ = pytest_run([ODD_DOCUMENTS], env)
+    faults, _ = pytest_run(existing(FAULT_TESTS), env)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        samples_file = Path(tmp) / "soak.json"
+        soak = subprocess.run(
+            [sys.executable, "-m", "bench.soak", "--minutes", str(args.soak_minutes),
+             "--json", str(samples_file)],
+            cwd=ROOT, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        samples = json.loads(samples_file.read_text()) if samples_file.exists() else []
+    summary = next((ln for ln in soak.stdout.splitlines() if ln.startswith("soak:")), "")
+    slope = re.search(r"slope ([+-][\d.]+) MB/min", summary)
+
+    rows = [
+        ("LSP messages fuzzed (hypothesis, real server over stdio)", totals.get("messages", "?")),
+        ("fuzzed sequences", totals.get("sequences", "?")),
+        ("requests among them, each answered or errored", totals.get("requests", "?")),
+        ("crashes or text divergences", 0 if fuzz_ok else f"FAILED ({count(fuzz, 'failure')})"),
+        (
+            "odd documents and cases handled in bounded time",
+            f"{count(odd, 'passed')} of {len(odd)} ({ODD_DOCUMENTS})",
+        ),
+        ("faults injected and survived", f"{count(faults, 'passed')} of {len(faults)}"),
+        (
+            "soak",
+            f"{samples[-1]['minute']:.1f} min, {sum(s['requests'] for s in samples)} requests"
+            if samples
+            else "did not run",
+        ),
+        (
+            "soak RSS, first and last sample",
+            f"{samples[0]['rss_mb']:.0f} MB -> {samples[-1]['rss_mb']:.0f} MB" if samples else "?",
+        ),
+        ("soak RSS slope, second half", f"{slope.group(1)} MB/min" if slope else "?"),
+        ("soak verdict", "pass" if soak.returncode == 0 else "FAILED: memory grows"),
+    ]
+    fault_names = ", ".join(f"`{name}`" for name, o in faults if o == "passed")
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            f"`python -m bench.reliability --fuzz {args.fuzz} --soak-minutes "
+            f"{args.soak_minutes:g}` on {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{time.strftime('%Y-%m-%d')}, the tiny test model, "
+            f"{(time.monotonic() - started) / 60:.1f} min in all.",
+            "",
+            "| measure | result |",
+            "|---|---|",
+            *(f"| {name} | {value} |" for name, value in rows),
+            "",
+            f"Faults covered: {fault_names}.",
+            "",
+        ]
+    )
+    print(section)
+    if not args.no_write:
+        text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+        text = pattern.sub(section + "\n", text) if pattern.search(text) else text + "\n" + section
+        BENCHMARKS.write_text(text.rstrip() + "\n")
+    return 0 if fuzz_ok and soak.returncode == 0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
