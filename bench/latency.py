@@ -50,7 +50,7 @@ from lsprotocol import types  # noqa: E402
 from mmlsp.config import Settings, default_cache_dir  # noqa: E402
 from mmlsp.context import build_context  # noqa: E402
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
-from mmlsp.features.completion import generate_suggestion  # noqa: E402
+from mmlsp.features.completion import generate_completion  # noqa: E402
 from mmlsp.positions import position_at  # noqa: E402
 from mmlsp.prompts import build_prompt  # noqa: E402
 from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state  # noqa: E402
@@ -283,22 +283,22 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         for opts, cold_list, follow_list in ((settings, out.cold_ms, out.follow_ms),):
             clear_cache(engine)
             t = time.perf_counter()
-            _, r0 = await generate_suggestion(text0, off0, opts, host, cache_key="d")
+            _, r0 = await generate_completion(text0, off0, opts, host, cache_key="d")
             cold_list.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            _, r1 = await generate_suggestion(text1, off0 + 1, opts, host, cache_key="d")
+            _, r1 = await generate_completion(text1, off0 + 1, opts, host, cache_key="d")
             follow_list.append((time.perf_counter() - t) * 1000)
             out.cold_prefill.append(r0.prefilled_tokens)
             out.follow_prefill.append(r1.prefilled_tokens)
         t = time.perf_counter()
-        await generate_suggestion(text1, off0 + 1, settings, host)
+        await generate_completion(text1, off0 + 1, settings, host)
         out.follow_off_ms.append((time.perf_counter() - t) * 1000)
         clear_cache(engine)
         t = time.perf_counter()
-        await generate_suggestion(text0, off0, one, host, cache_key="p")
+        await generate_completion(text0, off0, one, host, cache_key="p")
         out.cold_first_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        await generate_suggestion(text1, off0 + 1, one, host, cache_key="p")
+        await generate_completion(text1, off0 + 1, one, host, cache_key="p")
         out.follow_first_ms.append((time.perf_counter() - t) * 1000)
         if args.backend != "local":
             continue  # the one-token rows time the in-process model alone
@@ -319,11 +319,11 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
             text0 = script.start + body[:at] + script.end
             off0 = len(script.start) + at
             t = time.perf_counter()
-            plain_text, r_plain = await generate_suggestion(text0, off0, settings, host)
+            plain_text, r_plain = await generate_completion(text0, off0, settings, host)
             base = time.perf_counter() - t
             drafted = replace(settings, prompt_lookup_tokens=draft)
             t = time.perf_counter()
-            draft_text, r_draft = await generate_suggestion(text0, off0, drafted, host)
+            draft_text, r_draft = await generate_completion(text0, off0, drafted, host)
             times.append(((time.perf_counter() - t), base, r_draft))
             same += plain_text == draft_text
         out.lookup[draft] = {
@@ -338,7 +338,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
     off_settings = replace(settings, kv_reuse=False)
     for _ in range(args.reps):
         t = time.perf_counter()
-        await generate_suggestion(final, off, off_settings, host)
+        await generate_completion(final, off, off_settings, host)
         out.engine_ms.append((time.perf_counter() - t) * 1000)
     host.shutdown()
     return out

@@ -227,10 +227,7 @@ def limit_scope_by_indent(text: str, ctx: CursorContext, final: bool = True) -> 
         (
             _before(line)
             for line in lines
-            if line.index > after
-            and not line.blank
-            and not line.in_string
-            and line.indent < floor
+            if line.index > after and not line.blank and not line.in_string and line.indent < floor
         ),
         None,
     )

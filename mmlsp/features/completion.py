@@ -2,7 +2,7 @@
 
 This module owns the completion path every caller takes (inline completion, the
 completion fallback and ``mmlsp complete``: context, prompt, engine,
-post-processing; ``suggest`` and ``generate_suggestion``), and ``Completions``, the
+post-processing; ``suggest`` and ``generate_completion``), and ``Completions``, the
 server's per-document completion state that avoids model calls where it can:
 
 * typed-ahead reuse (``typeahead.TypeaheadCache``): a suggestion the user is typing
@@ -178,33 +178,6 @@ async def generate_completion(
     if cleaned is None:
         return None, result
     return Completion(cleaned, replace_suffix_chars(cleaned, ctx)), result
-
-
-async def generate_suggestion(
-    text: str,
-    offset: int,
-    settings: Settings,
-    host: EngineHost,
-    cancel: threading.Event | None = None,
-    *,
-    cache_key: str | None = None,
-    on_text: Callable[[str], None] | None = None,
-    syntax_doc: SyntaxDocument | None = None,
-    language: str | None = None,
-) -> tuple[str | None, GenerationResult | None]:
-    """``generate_completion``'s text only (the replace range left out)."""
-    completion, result = await generate_completion(
-        text,
-        offset,
-        settings,
-        host,
-        cancel,
-        cache_key=cache_key,
-        on_text=on_text,
-        syntax_doc=syntax_doc,
-        language=language,
-    )
-    return (completion.text if completion else None), result
 
 
 def replace_chars_at(
