@@ -527,6 +527,12 @@ def trim_suffix_overlap(text: str, ctx: CursorContext) -> str | None:
     return text
 
 
+def cut_undecodable(text: str, ctx: CursorContext) -> str | None:
+    """Drop U+FFFD at the end: the bytes of a character that generation stopped in the
+    middle of (an emoji or CJK text cut by the token limit), which would show as junk."""
+    return text.rstrip("\ufffd")
+
+
 def drop_trivial(text: str, ctx: CursorContext) -> str | None:
     """Nothing shorter than MIN_LENGTH, and nothing that is only punctuation or space."""
     stripped = text.strip()
@@ -590,6 +596,7 @@ def restore_line_endings(text: str, ctx: CursorContext) -> str | None:
 # In order. Each is pure and small; each has golden cases in tests/golden/postprocess.
 PIPELINE: tuple[Filter, ...] = (
     normalize_line_endings,
+    cut_undecodable,
     _as_filter(stop_at_line_end),
     _as_filter(stop_at_balance),
     _as_filter(limit_block_length),
