@@ -486,6 +486,31 @@ def test_shutdown_cancels_and_waits_for_the_running_generation(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def test_reload_waits_for_the_running_generation_before_closing(tmp_path: Path) -> None:
+    engines = [BlockingEngine(), BlockingEngine()]
+    made = iter(engines)
+    host = EngineHost(factory=lambda *_args: next(made))
+    host.load(LoadSpec("first", "cpu", "none", str(tmp_path)))
+    assert host.wait_ready(10).state == "ready"
+
+    async def run() -> None:
+        task = asyncio.ensure_future(host.generate(GenerationRequest("x", 10)))
+        while not engines[0].generating.is_set():
+            await asyncio.sleep(0.01)
+        host.load(LoadSpec("second", "cpu", "none", str(tmp_path)))  # a model switch
+        result = await asyncio.wait_for(task, 10)
+        assert result.finish_reason == "cancelled"
+        for _ in range(500):
+            if engines[0].closed_while_generating is not None:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(run())
+    assert host.wait_ready(10).model == "second"
+    assert engines[0].closed_while_generating is False
+    host.shutdown()
+
+
 def test_cli_flags_select_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     from mmlsp.cli import build_parser, settings_from_args
 

@@ -221,7 +221,7 @@ class EngineHost:
                 state="loading" if spec else "idle", model=spec.model if spec else None
             )
         if old is not None:
-            old.close()
+            self._loader.submit(self._retire, old)  # off the event loop: it may wait
         if spec is None:
             return False
         self._loader.submit(self._load_chat, spec, generation, progress, done)
@@ -331,7 +331,7 @@ class EngineHost:
             self.status = status
             self._ready.set()
         if old is not None and old is not engine:
-            old.close()
+            self._retire(old)
         done(status)
 
     def _make(self, spec: LoadSpec, progress: Progress) -> Engine:
@@ -419,6 +419,20 @@ class EngineHost:
         status.last_finish_reason = result.finish_reason
         status.last_generated_tokens = result.generated_tokens
 
+    def _stop_running(self, wait_s: float) -> None:
+        """Tell every request in flight to stop, and wait up to ``wait_s`` for the worker."""
+        for request in list(self._inflight.values()):
+            request.cancel.set()
+        if running := [f for f in self._running if not f.done()]:
+            _done, late = concurrent.futures.wait(running, timeout=wait_s)
+            if late:
+                log.warning("a generation did not stop within %.1f s", wait_s)
+
+    def _retire(self, old: Engine) -> None:
+        """Close a replaced engine once nothing generates on it (a reload mid-request)."""
+        self._stop_running(SHUTDOWN_WAIT_S)
+        old.close()
+
     def shutdown(self, wait_s: float = SHUTDOWN_WAIT_S) -> None:
         """Cancel what is generating, give it ``wait_s`` to stop, then free the models.
 
@@ -426,14 +440,9 @@ class EngineHost:
         pull the model out from under it, so the running request is told to stop
         first (it checks its cancel event after every token) and waited for briefly.
         """
-        for request in list(self._inflight.values()):
-            request.cancel.set()
         self._worker.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
-        if running := [f for f in self._running if not f.done()]:
-            _done, late = concurrent.futures.wait(running, timeout=wait_s)
-            if late:
-                log.warning("a generation did not stop within %.1f s of shutdown", wait_s)
+        self._stop_running(wait_s)
         if self._engine is not None:
             self._engine.close()
         if self._chat_engine is not None:
