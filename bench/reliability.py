@@ -35,7 +35,8 @@ FAULT_TESTS = [
     "tests/test_odd_documents.py::test_generation_that_raises_is_reported_and_the_server_keeps_serving",
     "tests/test_odd_documents.py::test_corrupt_gguf_is_a_clear_error",
     "tests/test_odd_documents.py::test_model_too_big_for_memory_is_a_clear_error",
-    "tests/test_e2e_settings.py",
+    "tests/test_e2e_settings.py::test_model_that_fails_to_load_keeps_syntax_features",
+    "tests/test_e2e_settings.py::test_bad_setting_values_are_reported_and_defaults_kept",
     "tests/test_openai_faults.py",
 ]
 
