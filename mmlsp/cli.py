@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from mmlsp import __version__
-from mmlsp.config import BACKENDS, DEVICES, LOG_LEVELS, Settings, from_environment, merge
+from mmlsp.config import (
+    BACKENDS,
+    DECODE_MODES,
+    DEVICES,
+    LOG_LEVELS,
+    Settings,
+    from_environment,
+    merge,
+)
 from mmlsp.prompts import TEMPLATE_NAMES
 
 log = logging.getLogger("mmlsp")
@@ -29,6 +37,7 @@ _SETTING_FLAGS = {
     "backend": "backend",
     "base_url": "baseUrl",
     "api_key_env": "apiKeyEnv",
+    "decode_mode": "decodeMode",
 }
 
 
@@ -37,6 +46,13 @@ def _common(parser: argparse.ArgumentParser) -> None:
     s = argparse.SUPPRESS
     parser.add_argument("--model", default=s, help="HF hub id, local model directory or .gguf file")
     parser.add_argument("--device", choices=DEVICES, default=s)
+    parser.add_argument(
+        "--decode-mode",
+        choices=DECODE_MODES,
+        default=s,
+        help="compiled: static KV cache + torch.compile'd decode step (CUDA graphs on a GPU); "
+        "static; dynamic; auto (default): compiled on CUDA, dynamic on the CPU",
+    )
     parser.add_argument(
         "--fim-template",
         default=s,
@@ -151,7 +167,8 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
         print(f"mmlsp: model failed to load: {status.message}", file=sys.stderr)
         return 1
     print(
-        f"mmlsp: {status.model} on {status.device} ({status.dtype}), template {status.template}, "
+        f"mmlsp: {status.model} on {status.device} ({status.dtype}, {status.decode} decode), "
+        f"template {status.template}, "
         f"loaded in {status.load_seconds}s",
         file=sys.stderr,
     )

@@ -28,6 +28,8 @@ DOCSTRING_STYLES = ("google", "numpy", "rest")
 REVIEW_MODES = ("auto", "on", "off")
 BACKENDS = ("local", "openai")
 COMPLETION_ENDPOINTS = ("completions", "infill")
+# How the in-process engine decodes (see engine/local.py); auto: compiled on CUDA.
+DECODE_MODES = ("auto", "dynamic", "static", "compiled")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ class Settings:
     typeahead: bool = True
     debounce_max_ms: int = 200
     prompt_lookup_tokens: int = 0
+    # "compiled": a static KV cache and a torch.compile'd decode step (CUDA graphs on a
+    # GPU); "static": the static cache alone; "dynamic": a growing cache; "auto":
+    # compiled on CUDA where the model allows it, dynamic on the CPU.
+    decode_mode: str = "auto"
     # Token budget for context from outside the prefix window, at the prompt's start:
     # out-of-view imports and enclosing headers, definitions from other files,
     # recent edits elsewhere (issue 3). 0 disables it.
@@ -106,6 +112,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "reviewOnSave": REVIEW_MODES,
     "backend": BACKENDS,
     "completionEndpoint": COMPLETION_ENDPOINTS,
+    "decodeMode": DECODE_MODES,
 }
 # String settings where "" is meaningful (chatModel: "" = same as model).
 _MAY_BE_EMPTY = {"chatModel"}

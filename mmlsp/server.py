@@ -165,11 +165,12 @@ class MmlspServer(LanguageServer):
                 self.notify_user(f"model {status.model!r} failed to load: {status.message}")
             else:
                 log.info(
-                    "model %s ready on %s (%s, %s backend, template %s: %s) in %ss",
+                    "model %s ready on %s (%s, %s backend, %s decode, template %s: %s) in %ss",
                     status.model,
                     status.device,
                     status.dtype,
                     status.backend,
+                    status.decode,
                     status.template,
                     status.template_source,
                     status.load_seconds,

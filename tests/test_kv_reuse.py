@@ -186,3 +186,109 @@ def test_ngram_draft():
     assert ngram_draft([1, 2, 1], 0) == []
     assert accepted([1, 2, 3], [1, 2, 4, 5]) == 2
     assert accepted([], [7]) == 0
+
+
+# -- decode modes: a static cache (and a compiled decode step) give the same output ----
+
+
+def _engine(tiny_model_dir, tmp_path_factory, mode: str) -> LocalEngine:
+    engine = LocalEngine(
+        str(tiny_model_dir),
+        device="cpu",
+        cache_dir=tmp_path_factory.mktemp("c"),
+        decode_mode=mode,
+    )
+    engine.set_stop_tokens(QWEN.stop)
+    return engine
+
+
+@pytest.fixture(scope="module")
+def static_engine(tiny_model_dir, tmp_path_factory):
+    engine = _engine(tiny_model_dir, tmp_path_factory, "static")
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def compiled_engine(tiny_model_dir, tmp_path_factory):
+    # Compiles the decode step with inductor on the CPU (about 30 s on 2 cores).
+    engine = _engine(tiny_model_dir, tmp_path_factory, "compiled")
+    yield engine
+    engine.close()
+
+
+def _same_as_dynamic(engine, other, seed: int, steps: int, lookup: int = 0) -> int:
+    """Replay random edits on both engines (with reuse); return the tokens reused."""
+    rng = random.Random(seed)
+    text, cursor = SOURCE, SOURCE.index("    return total")
+    reused = 0
+    for _ in range(steps):
+        text, cursor = _random_edit(rng, text, cursor)
+        prompt = fim(text, cursor)
+        got = run(other, prompt, "doc", lookup=lookup, n=12)
+        want = run(engine, prompt, None, n=12)
+        assert (got.text, got.generated_tokens, got.finish_reason) == (
+            want.text,
+            want.generated_tokens,
+            want.finish_reason,
+        )
+        assert got.reused_tokens + got.prefilled_tokens == got.prompt_tokens
+        reused += got.reused_tokens
+    return reused
+
+
+@pytest.mark.parametrize(("seed", "lookup"), [(0, 0), (1, 0), (2, 3)])
+def test_static_cache_gives_identical_greedy_output(engine, static_engine, seed, lookup):
+    assert static_engine.info.decode == "static"
+    assert _same_as_dynamic(engine, static_engine, seed, 12, lookup) > 0
+
+
+def test_static_cache_is_one_cache_reused_across_documents(static_engine):
+    prompt = fim(SOURCE, SOURCE.index("total += 1"))
+    first = run(static_engine, prompt, "a")
+    # Another document with the same text: the engine's one static cache still holds it.
+    second = run(static_engine, prompt, "b")
+    assert second.prefilled_tokens == 1 and second.text == first.text
+    assert len(static_engine.prefix_cache) == 1
+
+
+def test_prompt_longer_than_the_static_cache_decodes_on_a_dynamic_one(
+    engine, tiny_model_dir, tmp_path_factory, monkeypatch
+):
+    import mmlsp.engine.local as local
+
+    monkeypatch.setattr(local, "STATIC_CACHE_TOKENS", 64)
+    small = _engine(tiny_model_dir, tmp_path_factory, "static")
+    try:
+        prompt = fim(SOURCE, SOURCE.index("total += 1"))
+        long = run(small, prompt, "doc")
+        assert long.prompt_tokens > 64 and long.text == run(engine, prompt, None).text
+        short = run(small, "def f(x):\n    return", "doc", n=4)
+        assert short.text == run(engine, "def f(x):\n    return", None, n=4).text
+    finally:
+        small.close()
+
+
+def test_compiled_decode_step_gives_identical_greedy_output(engine, compiled_engine):
+    assert compiled_engine.info.decode == "compiled"  # compiled, not fallen back to eager
+    assert _same_as_dynamic(engine, compiled_engine, 3, 8) > 0
+    assert _same_as_dynamic(engine, compiled_engine, 4, 4, lookup=3) >= 0
+
+
+def test_decode_mode_choice():
+    from transformers import Qwen2Config
+
+    from mmlsp.engine.base import EngineError
+    from mmlsp.engine.local import pick_decode_mode
+
+    full = Qwen2Config(num_hidden_layers=2)
+    sliding = Qwen2Config(
+        num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]
+    )
+    assert pick_decode_mode("auto", "cpu", full) == "dynamic"
+    assert pick_decode_mode("auto", "cuda", full) == "compiled"
+    assert pick_decode_mode("auto", "cuda", sliding) == "dynamic"
+    assert pick_decode_mode("static", "cpu", sliding) == "dynamic"
+    assert pick_decode_mode("compiled", "cpu", full) == "compiled"
+    with pytest.raises(EngineError):
+        pick_decode_mode("graphs", "cpu", full)

@@ -86,6 +86,8 @@ class EngineInfo:
     device: str
     dtype: str
     backend: str
+    # How the in-process engine decodes (local.DECODE_MODES); "" for remote backends.
+    decode: str = ""
 
 
 class Engine(ABC):

@@ -48,7 +48,12 @@ SHUTDOWN_WAIT_S = 2.0
 
 
 def local_engine_factory(
-    model: str, device: str, cache_dir: Path, progress: Progress, trust_remote_code: bool = False
+    model: str,
+    device: str,
+    cache_dir: Path,
+    progress: Progress,
+    trust_remote_code: bool = False,
+    decode_mode: str = "auto",
 ) -> Engine:
     from mmlsp.engine.local import LocalEngine
 
@@ -58,6 +63,7 @@ def local_engine_factory(
         cache_dir=cache_dir,
         progress=progress,
         trust_remote_code=trust_remote_code,
+        decode_mode=decode_mode,
     )
 
 
@@ -77,6 +83,7 @@ class LoadSpec:
     max_concurrency: int = 4
     # Set only from the user's own launch (config.USER_LEVEL_ONLY).
     trust_remote_code: bool = False
+    decode_mode: str = "auto"
 
     @classmethod
     def from_settings(
@@ -97,6 +104,7 @@ class LoadSpec:
             request_timeout_ms=s.request_timeout_ms if remote else 30_000,
             max_concurrency=s.max_concurrent_requests if remote else 4,
             trust_remote_code=s.trust_remote_code and not remote,
+            decode_mode=s.decode_mode if not remote else "auto",
         )
 
 
@@ -126,6 +134,8 @@ class Status:
     model: str | None = None
     device: str | None = None
     dtype: str | None = None
+    # The in-process engine's decode mode (dynamic, static, compiled).
+    decode: str | None = None
     template: str | None = None
     # Where the FIM template came from (tokenizer, setting, server, model name).
     template_source: str | None = None
@@ -241,6 +251,7 @@ class EngineHost:
                 model=spec.model,
                 device=engine.info.device,
                 dtype=engine.info.dtype,
+                decode=engine.info.decode or None,
                 backend=engine.info.backend,
                 warning=_warning(engine),
                 message="ready",
@@ -309,6 +320,7 @@ class EngineHost:
                 model=spec.model,
                 device=engine.info.device,
                 dtype=engine.info.dtype,
+                decode=engine.info.decode or None,
                 template=template.name if template else "none (prefix only)",
                 template_source=source,
                 backend=engine.info.backend,
@@ -336,9 +348,11 @@ class EngineHost:
 
     def _make(self, spec: LoadSpec, progress: Progress) -> Engine:
         if spec.backend == "local":
-            # Only passed when on, so factories that never trust code need not take it.
-            trust = {"trust_remote_code": True} if spec.trust_remote_code else {}
-            return self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **trust)
+            # Only passed when not the default, so simple factories need not take them.
+            extra: dict[str, Any] = {"trust_remote_code": True} if spec.trust_remote_code else {}
+            if spec.decode_mode != "auto":
+                extra["decode_mode"] = spec.decode_mode
+            return self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **extra)
         if spec.backend == "openai":
             return self._remote_factory(spec, progress)
         raise EngineError(f"unknown backend {spec.backend!r}")

@@ -7,9 +7,11 @@ longest common token prefix with the new prompt; the engine prefills the rest an
 gives the cache back with ``put``. An entry is owned by one generation at a time
 (``take`` removes it), so the single generation thread never shares a cache.
 
-Only caches whose every layer is a plain ``DynamicLayer`` are kept: those crop
-exactly (``DynamicCache.crop``); sliding-window or recurrent layers cannot be
-rolled back, so such caches are simply not reused.
+Only caches whose every layer is a plain ``DynamicLayer`` or ``StaticLayer`` are
+kept: those crop exactly (``crop``); sliding-window or recurrent layers cannot be
+rolled back, so such caches are simply not reused. A static cache crops by moving
+its write position back: the causal mask hides the stale positions after it, and
+the next tokens overwrite them.
 """
 
 from __future__ import annotations
@@ -41,10 +43,28 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 
 def croppable(cache: Any) -> bool:
     """Whether every layer of ``cache`` can be cut back to any length exactly."""
-    from transformers.cache_utils import DynamicLayer
+    from transformers.cache_utils import DynamicLayer, StaticLayer
 
     layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+    return bool(layers) and all(type(layer) in (DynamicLayer, StaticLayer) for layer in layers)
+
+
+def seq_length(cache: Any) -> int:
+    """Positions ``cache`` holds (a static cache reports a tensor; make it an int)."""
+    return int(cache.get_seq_length())
+
+
+def crop(cache: Any, length: int) -> None:
+    """Cut ``cache`` (``croppable``) back to its first ``length`` positions."""
+    from transformers.cache_utils import StaticLayer
+
+    for layer in cache.layers:
+        if type(layer) is StaticLayer:
+            # In place: the compiled decode step holds this tensor's address.
+            if layer.is_initialized:
+                layer.cumulative_length.fill_(length)
+        elif (extra := layer.get_seq_length() - length) > 0:
+            layer.crop(-extra)
 
 
 def cache_bytes(cache: Any) -> int:
@@ -98,20 +118,20 @@ class PrefixCache:
             entry = self._entries.pop(key, None)
         if entry is None:
             return Reuse(None, 0)
-        if entry.cache.get_seq_length() != len(entry.tokens):  # never trust a mismatch
+        if seq_length(entry.cache) != len(entry.tokens):  # never trust a mismatch
             return Reuse(None, 0)
         keep = min(common_prefix(entry.tokens, ids), len(ids) - 1)
         if keep <= 0:
             return Reuse(None, 0)
         if keep < len(entry.tokens):
-            entry.cache.crop(keep - len(entry.tokens))  # negative: tokens to remove
+            crop(entry.cache, keep)
         return Reuse(entry.cache, keep)
 
     def put(self, key: str, tokens: Sequence[int], cache: Any) -> None:
         """Keep ``cache`` (holding exactly ``tokens``) for ``key``, evicting the oldest."""
         if self.max_entries <= 0 or not croppable(cache):
             return
-        if cache.get_seq_length() != len(tokens):
+        if seq_length(cache) != len(tokens):
             return
         entry = _Entry(list(tokens), cache, cache_bytes(cache))
         with self._lock:

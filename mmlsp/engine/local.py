@@ -1,11 +1,18 @@
 """In-process engine: a causal LM run by torch + transformers on this machine.
 
-Runs on CUDA when there is one (bf16, or fp16 on older GPUs) and otherwise on the
-CPU in fp32. Generation is our own greedy loop over ``model(...)``: it keeps each
-document's KV cache (``kvcache.PrefixCache``) and prefills only the tokens after the
-prefix shared with the last prompt, verifies prompt-lookup drafts when asked
-(``lookup.py``), and applies the caller's streaming stops, cancellation and deadline
-after every token, so superseded work ends at the next token.
+Runs on CUDA when there is one (bf16, or fp16 on older GPUs, SDPA attention) and
+otherwise on the CPU in fp32. Generation is our own greedy loop over ``model(...)``:
+it keeps each document's KV cache (``kvcache.PrefixCache``) and prefills only the
+tokens after the prefix shared with the last prompt, verifies prompt-lookup drafts
+when asked (``lookup.py``), and applies the caller's streaming stops, cancellation
+and deadline after every token, so superseded work ends at the next token.
+
+Decode modes (``DECODE_MODES``): "dynamic" grows a ``DynamicCache`` per document;
+"static" keeps one preallocated ``StaticCache`` for the engine, so every decode step
+has the same shapes and addresses; "compiled" adds ``torch.compile`` of the one-token
+decode step over it (CUDA graphs on a GPU, mode "reduce-overhead"), compiled once at
+load. "auto" is "compiled" on CUDA for models whose layers are all full attention,
+else "dynamic". Prefill and draft verification always run eagerly.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from mmlsp.config import DECODE_MODES
 from mmlsp.engine.base import (
     Engine,
     EngineError,
@@ -25,7 +33,7 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
-from mmlsp.engine.kvcache import PrefixCache, Reuse
+from mmlsp.engine.kvcache import PrefixCache, Reuse, crop
 from mmlsp.engine.loading import (
     Progress,
     is_out_of_memory,
@@ -57,6 +65,12 @@ def pick_dtype(device: str) -> Any:
     return torch.float32
 
 
+# Positions in the static cache: prompt plus generation, capped by the model's limit.
+# A request that needs more runs on a dynamic cache instead.
+STATIC_CACHE_TOKENS = 4096
+# The static cache's PrefixCache key: one cache for the engine, whatever the document.
+STATIC_KEY = "\0static"
+
 # Prompt tokens per forward pass while prefilling: cancellation and the deadline are
 # checked between chunks, so a superseded request stops within one chunk.
 PREFILL_CHUNK = 256
@@ -76,6 +90,25 @@ def plain_cache_ok(config: Any) -> bool:
     return all(kind in ("full_attention", "sliding_attention") for kind in layer_types)
 
 
+def static_cache_ok(config: Any) -> bool:
+    """Whether a ``StaticCache`` can be cropped for this model: every layer full attention."""
+    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    layer_types = getattr(text, "layer_types", None) or ()
+    return plain_cache_ok(config) and all(kind == "full_attention" for kind in layer_types)
+
+
+def pick_decode_mode(requested: str, device: str, config: Any) -> str:
+    """The decode mode that runs: ``requested``, or "dynamic" where static cannot."""
+    if requested not in DECODE_MODES:
+        raise EngineError(f"unknown decode mode {requested!r}; use one of {DECODE_MODES}")
+    if requested == "auto":
+        return "compiled" if device == "cuda" and static_cache_ok(config) else "dynamic"
+    if requested != "dynamic" and not static_cache_ok(config):
+        log.warning("decode mode %r needs full-attention layers only; using dynamic", requested)
+        return "dynamic"
+    return requested
+
+
 class _Run:
     """One greedy generation: prefill, then decode token by token (or draft by draft).
 
@@ -84,12 +117,19 @@ class _Run:
     """
 
     def __init__(
-        self, engine: LocalEngine, request: GenerationRequest, ids: list[int], reuse: Reuse
+        self,
+        engine: LocalEngine,
+        request: GenerationRequest,
+        ids: list[int],
+        reuse: Reuse,
+        static: bool = False,
     ) -> None:
         self.engine = engine
         self.request = request
         self.ids = ids
-        self.cache: Any = reuse.cache if reuse.cache is not None else engine.fresh_cache()
+        self.cache: Any = (
+            reuse.cache if reuse.cache is not None else engine.fresh_cache(static=static)
+        )
         self.fed: list[int] = ids[: reuse.reused]
         self.generated: list[int] = []
         self.produced = 0  # generated tokens, the EOS included
@@ -98,7 +138,7 @@ class _Run:
         self.accepted = 0
 
     def _feed(self, tokens: list[int], keep: int) -> Any:
-        logits, self.cache = self.engine.forward(tokens, self.cache, keep)
+        logits, self.cache = self.engine.forward(tokens, self.cache, keep, decode=len(tokens) == 1)
         self.fed.extend(tokens)
         return logits
 
@@ -127,8 +167,8 @@ class _Run:
         self.drafted += len(draft)
         self.accepted += ok
         if rejected := len(draft) - ok:
-            self.cache.crop(-rejected)
             del self.fed[-rejected:]
+            crop(self.cache, len(self.fed))
         return greedy[: ok + 1]
 
     def decode(self) -> tuple[str, FinishReason]:
@@ -164,6 +204,7 @@ class LocalEngine(Engine):
         extra_stop_tokens: Collection[str] = (),
         progress: Progress = lambda _msg, _pct: None,
         trust_remote_code: bool = False,
+        decode_mode: str = "auto",
     ) -> None:
         import torch
 
@@ -187,17 +228,24 @@ class LocalEngine(Engine):
             raise EngineError(f"could not place model on {device}: {exc}") from exc
         self.device = device
         self._vocab = frozenset(self.tokenizer.get_vocab())
-        self.info = EngineInfo(
-            model=model_spec,
-            device=device,
-            dtype=str(dtype).removeprefix("torch."),
-            backend="local",
-        )
         self.set_stop_tokens(extra_stop_tokens)
         # KV caches of recent prompts by document, for prefix reuse (see kvcache.py).
         self.prefix_cache = PrefixCache()
         self._reusable = plain_cache_ok(self.model.config)
         self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        mode = pick_decode_mode(decode_mode, device, self.model.config)
+        self._static: Any = None  # the engine's one StaticCache ("static", "compiled")
+        self._static_tokens = 0
+        self._decode_step: Any = None  # the compiled one-token forward ("compiled")
+        if mode != "dynamic":
+            mode = self._prepare_static(mode, progress)
+        self.info = EngineInfo(
+            model=model_spec,
+            device=device,
+            dtype=str(dtype).removeprefix("torch."),
+            backend="local",
+            decode=mode,
+        )
 
     def set_stop_tokens(self, tokens: Collection[str]) -> None:
         """End generation on EOS and on these special tokens (a FIM template's stops)."""
@@ -226,9 +274,14 @@ class LocalEngine(Engine):
         ids: list[int] = list(self.tokenizer(request.prompt)["input_ids"])
         if (reason := request.interrupted()) is not None or not ids:
             return GenerationResult("", reason or "length", len(ids), 0, time.monotonic() - start)
+        # The static cache fits the prompt and every token this request may add.
+        need = len(ids) + request.max_new_tokens + request.prompt_lookup + 1
+        static = self._static is not None and need <= self._static_tokens
         key = request.cache_key if self._reusable else None
+        if static:
+            key = STATIC_KEY if key is not None else None
         reuse = self.prefix_cache.take(key, ids) if key is not None else Reuse(None, 0)
-        run = _Run(self, request, ids, reuse)
+        run = _Run(self, request, ids, reuse, static=static)
         with self._torch.inference_mode():
             try:
                 text, reason = run.decode()
@@ -247,23 +300,66 @@ class LocalEngine(Engine):
             accepted_draft_tokens=run.accepted,
         )
 
-    def forward(self, tokens: list[int], cache: Any, keep: int) -> tuple[Any, Any]:
-        """Run ``tokens`` after what ``cache`` holds; the last ``keep`` logits and the cache."""
+    def forward(
+        self, tokens: list[int], cache: Any, keep: int, decode: bool = False
+    ) -> tuple[Any, Any]:
+        """Run ``tokens`` after what ``cache`` holds; the last ``keep`` logits and the cache.
+
+        ``decode``: one token, which the compiled step runs when ``cache`` is the static one.
+        """
         torch = self._torch
         if self.model is None:  # closed by a reload or shutdown while generating
             raise EngineError("the model was unloaded during generation")
         input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._logits_to_keep else {}
-        out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
-        return out.logits[0, -keep:], out.past_key_values
+        step = self.model
+        if decode and self._decode_step is not None and cache is self._static:
+            step = self._decode_step
+        out = step(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
+        # Copied out: a CUDA graph reuses its output buffer on the next replay.
+        return out.logits[0, -keep:].clone(), out.past_key_values
 
-    def fresh_cache(self) -> Any:
-        """An empty cache: a plain croppable ``DynamicCache`` where the model allows it."""
+    def fresh_cache(self, static: bool = False) -> Any:
+        """An empty cache: the engine's static one when asked, else a plain croppable
+        ``DynamicCache`` where the model allows it."""
+        if static and self._static is not None:
+            crop(self._static, 0)
+            return self._static
         if not self._reusable:
             return None  # the model builds its own kind
         from transformers import DynamicCache
 
         return DynamicCache()
+
+    def _prepare_static(self, mode: str, progress: Progress) -> str:
+        """Allocate the static cache and, for "compiled", compile and warm the decode
+        step now, so no user request pays for it. Falls back rather than failing."""
+        from transformers import StaticCache
+
+        text_config = self.model.config.get_text_config(decoder=True)
+        limit = getattr(text_config, "max_position_embeddings", 0)
+        self._static_tokens = min(STATIC_CACHE_TOKENS, limit or STATIC_CACHE_TOKENS)
+        self._static = StaticCache(config=self.model.config, max_cache_len=self._static_tokens)
+        if mode != "compiled":
+            return mode
+        progress("compiling the decode step (a minute on the first start)", 90)
+        torch = self._torch
+        # CUDA graphs replay the whole step with one launch; elsewhere inductor's kernels.
+        compile_mode = "reduce-overhead" if self.device == "cuda" else "default"
+        started = time.monotonic()
+        try:
+            self._decode_step = torch.compile(self.model, mode=compile_mode, dynamic=False)
+            warm = GenerationRequest(" ".join(["warm"] * 8), 4, cache_key=STATIC_KEY)
+            self.generate(warm)  # graphs are recorded on the first calls
+            self.generate(warm)
+        except Exception as exc:  # no compiler, an unsupported op: eager still works
+            log.warning("could not compile the decode step (%s); decoding eagerly", exc)
+            self._decode_step = None
+            mode = "static"
+        finally:
+            self.prefix_cache.clear()
+        log.info("decode step ready (%s) in %.1f s", mode, time.monotonic() - started)
+        return mode
 
     def close(self) -> None:
         self.model = None
