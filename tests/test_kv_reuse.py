@@ -282,9 +282,7 @@ def test_decode_mode_choice():
     from mmlsp.engine.local import pick_decode_mode
 
     full = Qwen2Config(num_hidden_layers=2)
-    sliding = Qwen2Config(
-        num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"]
-    )
+    sliding = Qwen2Config(num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"])
     assert pick_decode_mode("auto", "cpu", full) == "dynamic"
     assert pick_decode_mode("auto", "cuda", full) == "compiled"
     assert pick_decode_mode("auto", "cuda", sliding) == "dynamic"
