@@ -54,3 +54,20 @@ def test_environment():
     assert settings.max_new_tokens == 12
     assert settings.device == "auto"
     assert any("device must be one of" in e for e in errors)
+
+
+def test_every_setting_is_documented_in_the_readme_and_the_vscode_extension():
+    import json
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^\| `(\w+)` \|", readme, re.M))
+    manifest = json.loads((root / "clients/vscode/package.json").read_text(encoding="utf-8"))
+    contributed = {
+        key.removeprefix("mmlsp.") for key in manifest["contributes"]["configuration"]["properties"]
+    }
+    keys = set(Settings().to_dict())
+    assert keys - documented == set(), "settings missing from README's table"
+    assert keys - contributed == set(), "settings missing from the VS Code extension"
