@@ -196,6 +196,9 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
         await asyncio.wait_for(asyncio.gather(*tasks), 600)
         stats = plain((await status(client))["completion"])
         recent = stats["recent"][-out.keystrokes :]
+        if args.verbose:
+            for i, record in enumerate(recent):
+                print(f"{name} {i} {json.dumps(record)}", file=sys.stderr)
         for record in recent:
             out.outcomes[record["outcome"]] = out.outcomes.get(record["outcome"], 0) + 1
             if record["outcome"] in ("model", "inflight", "speculative") and record["prefilled"]:
@@ -540,6 +543,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--plot", type=Path, default=None)
     p.add_argument("--no-write", action="store_true", help="print only")
+    p.add_argument("--verbose", action="store_true", help="print each request's record")
     p.add_argument(
         "--threads",
         type=int,

@@ -143,12 +143,3 @@ def test_readme_first_command_uses_the_builtin_model():
     assert "template none (prefix only)" in result.stderr
     # Greedy decoding of a real model: the classic recursive answer.
     assert "fibonacci(n - 1)" in result.stdout, result.stdout + result.stderr
-
-
-def test_malloc_arenas_are_capped_on_glibc() -> None:
-    import platform
-
-    from mmlsp.cli import limit_malloc_arenas
-
-    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
-    assert limit_malloc_arenas() is expected

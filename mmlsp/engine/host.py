@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
@@ -33,6 +34,7 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
+from mmlsp.memory import IdleTrim, release_free_memory
 from mmlsp.prompts import FimTemplate, detect_template, restrict_to_vocab, template_by_name
 
 if TYPE_CHECKING:
@@ -183,6 +185,7 @@ class EngineHost:
         self._chat_generation = 0
         self._chat_status = Status()
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-generate")
+        self._trim = IdleTrim()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-load")
 
     @property
@@ -410,10 +413,18 @@ class EngineHost:
     async def _threaded(self, engine: Engine, request: GenerationRequest) -> GenerationResult:
         future = self._worker.submit(engine.generate, request)
         self._running.add(future)
-        future.add_done_callback(self._running.discard)
+        future.add_done_callback(self._generated)
         # shield: a cancelled await must not abandon the thread's result unobserved;
         # the request's cancel event stops the thread at its next token.
         return await asyncio.shield(asyncio.wrap_future(future))
+
+    def _generated(self, future: concurrent.futures.Future[Any]) -> None:
+        self._running.discard(future)
+        # Between generations, now and then: give the pages freed meanwhile back to
+        # the system, on the worker so it never overlaps a generation (memory.py).
+        if not self._running and self._trim.due():
+            with contextlib.suppress(RuntimeError):  # the worker was shut down
+                self._worker.submit(release_free_memory)
 
     async def _remote(
         self, engine: Engine, agenerate: Callable[..., Any], request: GenerationRequest
