@@ -54,6 +54,7 @@ from mmlsp.features.completion import generate_completion  # noqa: E402
 from mmlsp.features.debounce import PAUSE_S  # noqa: E402
 from mmlsp.positions import position_at  # noqa: E402
 from mmlsp.prompts import build_prompt  # noqa: E402
+from mmlsp.syntax import SyntaxDocument  # noqa: E402
 from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state  # noqa: E402
 
 URI = "file:///bench/typing.py"
@@ -346,9 +347,11 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
     final = script.start + body + script.end
     off = len(script.start) + len(body)
     off_settings = replace(settings, kv_reuse=False)
+    # With the syntax tree the server keeps, so both paths make the same shape decision.
+    tree = SyntaxDocument(final, "python")
     for _ in range(args.reps):
         t = time.perf_counter()
-        await generate_completion(final, off, off_settings, host)
+        await generate_completion(final, off, off_settings, host, syntax_doc=tree)
         out.engine_ms.append((time.perf_counter() - t) * 1000)
     host.shutdown()
     return out
