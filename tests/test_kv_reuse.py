@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 
 import pytest
 import torch
 
 from mmlsp.engine import GenerationRequest
+from mmlsp.engine.base import EngineError
 from mmlsp.engine.kvcache import PrefixCache, common_prefix
 from mmlsp.engine.local import LocalEngine
 from mmlsp.engine.lookup import accepted, ngram_draft
@@ -290,3 +292,22 @@ def test_decode_mode_choice():
     assert pick_decode_mode("compiled", "cpu", full) == "compiled"
     with pytest.raises(EngineError):
         pick_decode_mode("graphs", "cpu", full)
+
+
+def test_a_failing_compiled_step_falls_back_to_eager_decoding(engine, static_engine):
+    def broken_step(**_kwargs):
+        raise RuntimeError("graph capture failed")
+
+    prompt = fim(SOURCE, SOURCE.index("total += 1"))
+    want = run(engine, prompt, None).text
+    static_engine._decode_step = broken_step  # as if compiled; fails like a bad graph
+    static_engine.info = replace(static_engine.info, decode="compiled")
+    try:
+        with pytest.raises(EngineError, match="compiled decode step failed"):
+            run(static_engine, prompt, "doc")
+        assert static_engine._decode_step is None and static_engine.info.decode == "static"
+        # The next request decodes eagerly, from a cache that was not trusted blindly.
+        assert run(static_engine, prompt, "doc").text == want
+    finally:
+        static_engine._decode_step = None
+        static_engine.info = replace(static_engine.info, decode="static")

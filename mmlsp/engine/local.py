@@ -17,6 +17,7 @@ else "dynamic". Prefill and draft verification always run eagerly.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 import time
@@ -312,10 +313,18 @@ class LocalEngine(Engine):
             raise EngineError("the model was unloaded during generation")
         input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._logits_to_keep else {}
-        step = self.model
         if decode and self._decode_step is not None and cache is self._static:
-            step = self._decode_step
-        out = step(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
+            try:
+                out = self._decode_step(
+                    input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs
+                )
+            except Exception as exc:  # e.g. a graph that cannot be recorded on this GPU
+                log.warning("compiled decode step failed (%s); decoding eagerly from now on", exc)
+                self._decode_step = None
+                self.info = dataclasses.replace(self.info, decode="static")
+                raise EngineError(f"compiled decode step failed: {exc}") from exc
+        else:
+            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
         # Copied out: a CUDA graph reuses its output buffer on the next replay.
         return out.logits[0, -keep:].clone(), out.past_key_values
 
