@@ -1,11 +1,11 @@
 """Process memory hygiene for a server that runs for days: glibc's malloc, tamed.
 
 Each thread that allocates (the event loop, the generation worker, the loader,
-torch's pool) gets its own malloc arena by default, and the memory freed by tensors,
-prompts and parse trees stays fragmented across them: the soak's RSS crept up a few
-MB a minute that way while Python's own objects stayed flat. This module caps the
-arenas and gives freed pages back to the system when the worker is idle. Both are
-no-ops where libc is not glibc.
+torch's pool) gets its own malloc arena by default, and memory freed by tensors,
+prompts and parse trees can stay fragmented across them. This module caps the arenas
+and gives freed pages back to the system when the worker is idle. Both are no-ops
+where libc is not glibc. They do not explain all of the soak's RSS growth (see
+BENCHMARKS.md, Reliability).
 """
 
 from __future__ import annotations
