@@ -631,7 +631,8 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     )
     body = header + "\n" + table + "\n"
     if plotted:
-        body += f"\n![latency CDF]({png.relative_to(ROOT).as_posix()})\n"
+        shown = png.relative_to(ROOT) if png.is_relative_to(ROOT) else png
+        body += f"\n![latency CDF]({shown.as_posix()})\n"
     print(body)
     if not args.no_write:
         write_model_section(args.out, slug, body)
