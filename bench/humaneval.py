@@ -33,7 +33,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import re
 import statistics
@@ -51,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from bench.report import hardware, put_block  # noqa: E402
 from mmlsp.config import Settings, default_cache_dir  # noqa: E402
 from mmlsp.engine import Engine, EngineHost, GenerationRequest, LoadSpec  # noqa: E402
 from mmlsp.features.completion import generate_completion  # noqa: E402
@@ -344,47 +344,9 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def hardware(device: str, threads: int) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    if device == "cuda":
-        import torch
-
-        return f"{torch.cuda.get_device_name(0)} (CUDA)"
-    return f"CPU: {cpu}, {os.cpu_count()} cores, {threads} torch thread(s)"
-
-
 def write_block(path: Path, slug: str, body: str) -> None:
     """Keep one block per model inside "## HumanEval-infilling"; nothing else changes."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n(.*?)(?=^## |\Z)", re.S | re.M)
-    match = pattern.search(text)
-    current = match.group(1).strip() if match else ""
-    begin, end = f"<!-- humaneval:{slug} -->", f"<!-- /humaneval:{slug} -->"
-    block = f"{begin}\n{body.strip()}\n{end}"
-    if begin in current:
-        current = re.sub(
-            re.escape(begin) + ".*?" + re.escape(end), lambda _m: block, current, flags=re.S
-        )
-    else:
-        current = "\n\n".join(p for p in (current or INTRO.strip(), block) if p)
-    section = f"{HEADING}\n\n{current.strip()}\n"
-    if match:
-        text = (
-            text[: match.start()]
-            + section
-            + ("\n" if text[match.end() :] else "")
-            + text[match.end() :]
-        )
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    put_block(path, HEADING, "humaneval", slug, body, INTRO)
 
 
 INTRO = """Produced by `python bench/humaneval.py` (see README, "Benchmarks"). Holes are cut

@@ -47,6 +47,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from lsprotocol import types  # noqa: E402
 
+from bench.report import hardware, put_block  # noqa: E402
 from mmlsp.config import Settings, default_cache_dir  # noqa: E402
 from mmlsp.context import build_context  # noqa: E402
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
@@ -501,18 +502,6 @@ def plot(on: Replay, off: Replay, path: Path, title: str) -> bool:
     return True
 
 
-def write_section(path: Path, heading: str, body: str) -> None:
-    """Replace the ``## Latency`` section (up to the next ``## ``), or append it."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{heading}\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^{re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny", help="'tiny' (test model) or any --model value")
@@ -626,7 +615,8 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
         f"### {label}\n\n"
         f"`{' '.join(['python', 'bench/latency.py', *sys.argv[1:]])}` — retyped "
         f"{len(script.body)} chars of `{path.name}:{script.function}` at {args.pace_ms:.0f} ms "
-        f"a keystroke{' (each answer awaited)' if args.wait else ''}, {device_words(args)}, "
+        f"a keystroke{' (each answer awaited)' if args.wait else ''}, "
+        f"{hardware(args.device, args.threads)}, "
         f"max {args.max_new_tokens} new tokens.\n"
     )
     body = header + "\n" + table + "\n"
@@ -638,29 +628,9 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
         write_model_section(args.out, slug, body)
 
 
-def device_words(args: argparse.Namespace) -> str:
-    import torch
-
-    if args.device != "cpu" and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores"
-    return f"CPU ({os.cpu_count()} cores, {args.threads} torch thread(s))"
-
-
 def write_model_section(path: Path, slug: str, body: str) -> None:
     """Keep one block per model inside "## Latency", between marker comments."""
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
-    match = re.search(r"^## Latency\n(.*?)(?=^## |\Z)", text, re.S | re.M)
-    current = match.group(1) if match else ""
-    begin, end = f"<!-- latency:{slug} -->", f"<!-- /latency:{slug} -->"
-    block = f"{begin}\n{body.strip()}\n{end}"
-    if begin in current:
-        current = re.sub(
-            re.escape(begin) + ".*?" + re.escape(end), lambda _m: block, current, flags=re.S
-        )
-    else:
-        parts = [current.strip() or LATENCY_INTRO.strip(), block]
-        current = "\n\n".join(parts)
-    write_section(path, "## Latency", current)
+    put_block(path, "## Latency", "latency", slug, body, LATENCY_INTRO)
 
 
 LATENCY_INTRO = """Produced by `python bench/latency.py` (see README, "Benchmarks"). The replay

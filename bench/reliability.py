@@ -24,6 +24,8 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bench.report import replace_section
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION = "## Reliability"
@@ -141,10 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(section)
     if not args.no_write:
-        text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-        pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-        text = pattern.sub(section + "\n", text) if pattern.search(text) else text + "\n" + section
-        BENCHMARKS.write_text(text.rstrip() + "\n")
+        replace_section(BENCHMARKS, SECTION, section.removeprefix(SECTION))
     return 0 if fuzz_ok and soak.returncode == 0 else 1
 
 
