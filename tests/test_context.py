@@ -169,15 +169,8 @@ def test_preamble_has_out_of_view_imports_and_enclosing_headers() -> None:
         "        return \n"
     )
     offset = text.index("return ") + len("return ")
-    ctx = build_context(
-        text,
-        offset,
-        prefix_tokens=300,
-        suffix_tokens=50,
-        count=len,
-        language="python",
-        preamble_tokens=500,
-    )
+    window = {"prefix_tokens": 300, "suffix_tokens": 50, "language": "python"}
+    ctx = ctx_for(text, offset, **window, preamble_tokens=500)
     assert ctx.window_start_line > 10
     assert ctx.preamble == (
         "import os\nfrom typing import Any\n\n"
@@ -186,22 +179,9 @@ def test_preamble_has_out_of_view_imports_and_enclosing_headers() -> None:
         "             default: Any = None) -> Any:\n"
     )
     # No budget: no preamble; a window that shows the file's start: no preamble.
-    assert (
-        build_context(
-            text, offset, prefix_tokens=300, suffix_tokens=50, count=len, language="python"
-        ).preamble
-        == ""
-    )
+    assert ctx_for(text, offset, **window).preamble == ""
     near = ctx_for(text, text.index("value_3"), language="python", preamble_tokens=500)
     assert near.window_start_line == 0 and near.preamble == ""
     # A tight budget drops imports first and keeps the headers.
-    tight = build_context(
-        text,
-        offset,
-        prefix_tokens=300,
-        suffix_tokens=50,
-        count=len,
-        language="python",
-        preamble_tokens=90,
-    )
+    tight = ctx_for(text, offset, **window, preamble_tokens=90)
     assert tight.preamble.startswith("class Store:") and "import" not in tight.preamble
