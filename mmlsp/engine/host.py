@@ -249,17 +249,7 @@ class EngineHost:
             engine = self._make(spec, progress)
             if stops := _chat_stops(engine):
                 engine.set_stop_tokens(stops)  # type: ignore[attr-defined]
-            status = Status(
-                state="ready",
-                model=spec.model,
-                device=engine.info.device,
-                dtype=engine.info.dtype,
-                decode=engine.info.decode or None,
-                backend=engine.info.backend,
-                warning=_warning(engine),
-                message="ready",
-                load_seconds=round(time.monotonic() - start, 2),
-            )
+            status = _ready_status(spec, engine, start)
         except Exception as exc:  # a chat model that fails must leave completion working
             if not isinstance(exc, EngineError):
                 log.exception("chat model load failed")
@@ -318,18 +308,12 @@ class EngineHost:
             stops = (*(template.stop if template else ()), *_chat_stops(engine))
             if stops and hasattr(engine, "set_stop_tokens"):
                 engine.set_stop_tokens(stops)
-            status = Status(
-                state="ready",
-                model=spec.model,
-                device=engine.info.device,
-                dtype=engine.info.dtype,
-                decode=engine.info.decode or None,
+            status = _ready_status(
+                spec,
+                engine,
+                start,
                 template=template.name if template else "none (prefix only)",
                 template_source=source,
-                backend=engine.info.backend,
-                warning=_warning(engine),
-                message="ready",
-                load_seconds=round(time.monotonic() - start, 2),
             )
         except Exception as exc:  # any load failure must leave the server up
             if not isinstance(exc, EngineError):
@@ -472,6 +456,22 @@ class EngineHost:
             self._engine.close()
         if self._chat_engine is not None:
             self._chat_engine.close()
+
+
+def _ready_status(spec: LoadSpec, engine: Engine, start: float, **fields: Any) -> Status:
+    """The status of a freshly loaded engine; ``fields`` add the template's."""
+    return Status(
+        state="ready",
+        model=spec.model,
+        device=engine.info.device,
+        dtype=engine.info.dtype,
+        decode=engine.info.decode or None,
+        backend=engine.info.backend,
+        warning=_warning(engine),
+        message="ready",
+        load_seconds=round(time.monotonic() - start, 2),
+        **fields,
+    )
 
 
 def _warning(engine: Engine) -> str | None:
