@@ -77,6 +77,11 @@ STATIC_KEY = "\0static"
 PREFILL_CHUNK = 256
 
 
+def text_config(config: Any) -> Any:
+    """The decoder's own config (multimodal models nest it)."""
+    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+
+
 def plain_cache_ok(config: Any) -> bool:
     """Whether a plain ``DynamicCache()`` (full layers, croppable) serves this model.
 
@@ -84,7 +89,7 @@ def plain_cache_ok(config: Any) -> bool:
     layer holds every position, and the sliding layers' mask comes from the config.
     Recurrent, linear-attention or KV-sharing models keep their own cache classes.
     """
-    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
+    text = text_config(config)
     if getattr(text, "num_kv_shared_layers", 0):
         return False
     layer_types = getattr(text, "layer_types", None) or ()
@@ -93,8 +98,7 @@ def plain_cache_ok(config: Any) -> bool:
 
 def static_cache_ok(config: Any) -> bool:
     """Whether a ``StaticCache`` can be cropped for this model: every layer full attention."""
-    text = config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
-    layer_types = getattr(text, "layer_types", None) or ()
+    layer_types = getattr(text_config(config), "layer_types", None) or ()
     return plain_cache_ok(config) and all(kind == "full_attention" for kind in layer_types)
 
 
@@ -323,10 +327,10 @@ class LocalEngine(Engine):
                 self._decode_step = None
                 self.info = dataclasses.replace(self.info, decode="static")
                 raise EngineError(f"compiled decode step failed: {exc}") from exc
-        else:
-            out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
-        # Copied out: a CUDA graph reuses its output buffer on the next replay.
-        return out.logits[0, -keep:].clone(), out.past_key_values
+            # Copied out: a CUDA graph reuses its output buffer on the next replay.
+            return out.logits[0, -keep:].clone(), out.past_key_values
+        out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
+        return out.logits[0, -keep:], out.past_key_values
 
     def fresh_cache(self, static: bool = False) -> Any:
         """An empty cache: the engine's static one when asked, else a plain croppable
@@ -345,8 +349,7 @@ class LocalEngine(Engine):
         step now, so no user request pays for it. Falls back rather than failing."""
         from transformers import StaticCache
 
-        text_config = self.model.config.get_text_config(decoder=True)
-        limit = getattr(text_config, "max_position_embeddings", 0)
+        limit = getattr(text_config(self.model.config), "max_position_embeddings", 0)
         self._static_tokens = min(STATIC_CACHE_TOKENS, limit or STATIC_CACHE_TOKENS)
         self._static = StaticCache(config=self.model.config, max_cache_len=self._static_tokens)
         if mode != "compiled":
