@@ -48,7 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from lsprotocol import types  # noqa: E402
 
 from bench.report import hardware, put_block  # noqa: E402
-from mmlsp.config import Settings, default_cache_dir  # noqa: E402
+from mmlsp.config import DECODE_MODES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.context import build_context  # noqa: E402
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
 from mmlsp.features.completion import generate_completion  # noqa: E402
@@ -237,14 +237,16 @@ def base_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_spec(args: argparse.Namespace) -> LoadSpec:
-    if args.backend == "openai":
-        return LoadSpec(
-            args.model, args.device, "auto", str(args.cache_dir), backend="openai",
-            base_url=args.base_url,
-        )  # fmt: skip
-    return LoadSpec(
-        args.model, args.device, "auto", str(args.cache_dir), decode_mode=args.decode_mode
+    """What the server loads for ``base_options``, built the way the server builds it."""
+    backend = {"backend": "openai", "base_url": args.base_url} if args.backend == "openai" else {}
+    settings = Settings(
+        model=args.model,
+        device=args.device,
+        cache_dir=str(args.cache_dir),
+        decode_mode=args.decode_mode,
+        **backend,
     )
+    return LoadSpec.from_settings(settings)
 
 
 def clear_cache(engine: Any) -> None:
@@ -509,7 +511,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--decode-mode",
         default="auto",
-        choices=("auto", "dynamic", "static", "compiled"),
+        choices=DECODE_MODES,
         help="the engine's decodeMode (compiled: static cache + torch.compile'd step)",
     )
     p.add_argument("--file", default="fnmatch.py", help="stdlib module or a path")
