@@ -17,6 +17,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.protocol.json_rpc import MsgId
 
 from mmlsp import __version__
 from mmlsp.config import Settings, merge
@@ -60,7 +61,28 @@ class ClientLogHandler(logging.Handler):
 
 
 class MmlspProtocol(LanguageServerProtocol):
-    """pygls' protocol, with ``didChange`` applied by exact LSP rules (see documents.py)."""
+    """pygls' protocol, with ``didChange`` applied by exact LSP rules (see documents.py),
+    and without pygls 2.1's leak of one future per notification."""
+
+    def _execute_handler(
+        self,
+        msg_id: MsgId,
+        handler: Any,
+        callback: Any,
+        args: tuple[Any, ...] | None = None,
+        kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        # pygls files a notification's future under a random id in _request_futures
+        # (as it does a request's) but only a request's response removes it: every
+        # didChange kept a Future, its lock and its id for the life of the server.
+        if callback == self._check_handler_result:
+
+            def finished(future: Any, msg_id: MsgId = msg_id) -> None:
+                self._request_futures.pop(msg_id, None)
+                self._check_handler_result(future)
+
+            callback = finished
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
 
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
@@ -344,6 +366,8 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
             "version": __version__,
             "settings": ls.settings.to_dict(),
             "completion": ls.completions.stats(),
+            # Requests and notifications still being handled (bounded when nothing leaks).
+            "handling": len(ls.protocol._request_futures),
         }
 
     @ls.feature(DOCUMENT_STATE_REQUEST)
