@@ -121,6 +121,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{samples[0]['rss_mb']:.0f} MB -> {samples[-1]['rss_mb']:.0f} MB" if samples else "?",
         ),
         ("soak RSS slope, second half", f"{slope.group(1)} MB/min" if slope else "?"),
+        (
+            "soak open files, threads, messages being handled: first and last sample",
+            "; ".join(
+                f"{samples[0].get(k, '?')} -> {samples[-1].get(k, '?')}"
+                for k in ("fds", "threads", "handling")
+            )
+            if samples
+            else "?",
+        ),
         ("soak verdict", "pass" if soak.returncode == 0 else "FAILED: memory grows"),
     ]
     fault_names = ", ".join(f"`{name}`" for name, o in faults if o == "passed")
