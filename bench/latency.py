@@ -48,7 +48,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from lsprotocol import types  # noqa: E402
 
 from bench.report import hardware, put_block  # noqa: E402
-from mmlsp.config import DECODE_MODES, Settings, default_cache_dir  # noqa: E402
+from mmlsp.config import DECODE_MODES, DTYPES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.context import build_context  # noqa: E402
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
 from mmlsp.features.completion import generate_completion  # noqa: E402
@@ -120,6 +120,8 @@ class Replay:
     reused: list[int] = field(default_factory=list)
     served_ms: list[float] = field(default_factory=list)  # server time for typed-ahead hits
     lsp_call_ms: list[float] = field(default_factory=list)
+    # (outcome, prompt tokens, generated tokens) behind each of those calls, from the server.
+    lsp_call_work: list[tuple[str, int | None, int | None]] = field(default_factory=list)
 
 
 def plain(value: Any) -> Any:
@@ -220,6 +222,10 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
                     types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(line, col)
                 )
                 out.lsp_call_ms.append((time.perf_counter() - start) * 1000)
+            records = plain((await status(client))["completion"])["recent"][-args.reps :]
+            out.lsp_call_work = [
+                (r["outcome"], r["prompt_tokens"], r["generated"]) for r in records
+            ]
     return out
 
 
@@ -230,6 +236,7 @@ def base_options(args: argparse.Namespace) -> dict[str, Any]:
         "maxNewTokensMultiline": args.max_new_tokens,
         "timeBudgetMs": args.time_budget_ms,
         "decodeMode": args.decode_mode,
+        "dtype": args.dtype,
     }
     if args.backend == "openai":
         options.update(backend="openai", baseUrl=args.base_url)
@@ -244,6 +251,7 @@ def load_spec(args: argparse.Namespace) -> LoadSpec:
         device=args.device,
         cache_dir=str(args.cache_dir),
         decode_mode=args.decode_mode,
+        dtype=args.dtype,
         **backend,
     )
     return LoadSpec.from_settings(settings)
@@ -268,6 +276,7 @@ class Direct:
     cold_prefill: list[int] = field(default_factory=list)
     follow_prefill: list[int] = field(default_factory=list)
     engine_ms: list[float] = field(default_factory=list)  # as the LSP overhead baseline
+    engine_work: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     engine_cold_ms: list[float] = field(default_factory=list)  # model only, one token
     engine_follow_ms: list[float] = field(default_factory=list)
     lookup: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -289,6 +298,22 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
     one = replace(settings, max_new_tokens=1, max_new_tokens_multiline=1)
     out = Direct()
     body = script.body
+    # Direct engine call at the replay's final state: the LSP overhead baseline. First,
+    # after one untimed call, as the server's were timed on a warm engine (measured
+    # after the rest below, the same call ran 25% slower than in a fresh process).
+    final = script.start + body + script.end
+    off = len(script.start) + len(body)
+    off_settings = replace(settings, kv_reuse=False)
+    # With the syntax tree the server keeps, so both paths make the same shape decision.
+    tree = SyntaxDocument(final, "python")
+    await generate_completion(final, off, off_settings, host, syntax_doc=tree)
+    for _ in range(args.reps):
+        t = time.perf_counter()
+        got, r = await generate_completion(final, off, off_settings, host, syntax_doc=tree)
+        out.engine_ms.append((time.perf_counter() - t) * 1000)
+        # As the server records it: the tokens only behind an offered suggestion.
+        work = ("model", r.prompt_tokens, r.generated_tokens) if got and r else None
+        out.engine_work.append(work or ("empty", None, None))
     points = [round(k * (len(body) - 1) / max(1, args.reps)) for k in range(args.reps)]
     for at in points:
         text0 = script.start + body[:at] + script.end
@@ -346,16 +371,6 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
             "accepted": sum(r.accepted_draft_tokens for *_, r in times),
             "drafted": sum(r.draft_tokens for *_, r in times),
         }
-    # Direct engine call at the replay's final state: the LSP overhead baseline.
-    final = script.start + body + script.end
-    off = len(script.start) + len(body)
-    off_settings = replace(settings, kv_reuse=False)
-    # With the syntax tree the server keeps, so both paths make the same shape decision.
-    tree = SyntaxDocument(final, "python")
-    for _ in range(args.reps):
-        t = time.perf_counter()
-        await generate_completion(final, off, off_settings, host, syntax_doc=tree)
-        out.engine_ms.append((time.perf_counter() - t) * 1000)
     host.shutdown()
     return out
 
@@ -384,6 +399,18 @@ def pct(values: list[float], q: float) -> float:
 
 def med(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def same_work(off: Replay, d: Direct) -> str:
+    """A warning for the overhead row when the two paths did not do the same work."""
+    lsp, direct = set(off.lsp_call_work), set(d.engine_work)
+    if lsp == direct and len(lsp) == 1:
+        return ""
+
+    def words(work: set) -> str:
+        return ", ".join(f"{o}: {p} prompt + {g} new tokens" for o, p, g in sorted(work, key=str))
+
+    return f"; NOT the same work: LSP {words(lsp)}, direct {words(direct)}"
 
 
 def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
@@ -453,7 +480,7 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
             "LSP request vs direct engine call (ms)",
             "",
             f"{lsp:.0f} vs {eng:.0f}",
-            f"overhead ratio {lsp / eng:.2f} (target ≤ 1.10)",
+            f"overhead ratio {lsp / eng:.2f} (target ≤ 1.10){same_work(off, d)}",
         ),
     ]
     for draft, info in d.lookup.items():
@@ -514,6 +541,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=DECODE_MODES,
         help="the engine's decodeMode (compiled: static cache + torch.compile'd step)",
     )
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="the engine's dtype")
     p.add_argument("--file", default="fnmatch.py", help="stdlib module or a path")
     p.add_argument("--function", default="translate")
     p.add_argument("--chars", type=int, default=400, help="retype this many chars (0: all)")
@@ -606,11 +634,12 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     print(f"off: {off.outcomes}", file=sys.stderr)
     d = await direct(args, script)
     table = report(args, script, on, off, d)
-    if args.decode_mode != "auto":
-        label += f", {args.decode_mode} decode"
+    variant = [f"{args.decode_mode} decode"] if args.decode_mode != "auto" else []
+    variant += [args.dtype] if args.dtype != "auto" else []
+    label += "".join(f", {v}" for v in variant)
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     if "tiny" in label:
-        slug = "tiny" + (f"-{args.decode_mode}" if args.decode_mode != "auto" else "")
+        slug = "-".join(["tiny", *(v.split()[0] for v in variant)])
     png = args.plot or ROOT / "bench" / f"latency_cdf_{slug}.png"
     plotted = plot(on, off, png, f"{label}: {path.name}:{script.function}")
     header = (

@@ -15,6 +15,7 @@ from mmlsp.config import (
     BACKENDS,
     DECODE_MODES,
     DEVICES,
+    DTYPES,
     LOG_LEVELS,
     Settings,
     from_environment,
@@ -37,6 +38,7 @@ _SETTING_FLAGS = {
     "base_url": "baseUrl",
     "api_key_env": "apiKeyEnv",
     "decode_mode": "decodeMode",
+    "dtype": "dtype",
 }
 
 
@@ -51,6 +53,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=s,
         help="compiled: static KV cache + torch.compile'd decode step (CUDA graphs on a GPU); "
         "static; dynamic; auto (default): compiled on CUDA, dynamic on the CPU",
+    )
+    parser.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default=s,
+        help="model dtype; auto (default): bfloat16/float16 on CUDA, float32 on the CPU",
     )
     parser.add_argument(
         "--fim-template",

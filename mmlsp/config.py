@@ -30,6 +30,9 @@ BACKENDS = ("local", "openai")
 COMPLETION_ENDPOINTS = ("completions", "infill")
 # How the in-process engine decodes (see engine/local.py); auto: compiled on CUDA.
 DECODE_MODES = ("auto", "dynamic", "static", "compiled")
+# Weight and activation dtype of the in-process model; auto: bf16/fp16 on CUDA, fp32 on
+# the CPU (exact, and fast everywhere).
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class Settings:
     # GPU); "static": the static cache alone; "dynamic": a growing cache; "auto":
     # compiled on CUDA where the model allows it, dynamic on the CPU.
     decode_mode: str = "auto"
+    # "bfloat16" on a CPU with AMX prefills about 4x faster than float32 (BENCHMARKS.md)
+    # at the cost of float32's exactness; "auto" keeps float32 on the CPU.
+    dtype: str = "auto"
     # Token budget for context from outside the prefix window, at the prompt's start:
     # out-of-view imports and enclosing headers, definitions from other files,
     # recent edits elsewhere (issue 3). 0 disables it.
@@ -113,6 +119,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "backend": BACKENDS,
     "completionEndpoint": COMPLETION_ENDPOINTS,
     "decodeMode": DECODE_MODES,
+    "dtype": DTYPES,
 }
 # String settings where "" is meaningful (chatModel: "" = same as model).
 _MAY_BE_EMPTY = {"chatModel"}

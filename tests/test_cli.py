@@ -143,3 +143,12 @@ def test_readme_first_command_uses_the_builtin_model():
     assert "template none (prefix only)" in result.stderr
     # Greedy decoding of a real model: the classic recursive answer.
     assert "fibonacci(n - 1)" in result.stdout, result.stdout + result.stderr
+
+
+def test_dtype_flag_reaches_the_engine(tiny_model_dir, sample, tmp_path):
+    args = ["complete", str(sample), "--line", "1", "--character", "12"]
+    result = run_mmlsp(*args, "--model", str(tiny_model_dir), "--dtype", "bfloat16", cache=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "(bfloat16, dynamic decode)" in result.stderr
+    default = run_mmlsp(*args, "--model", str(tiny_model_dir), cache=tmp_path)
+    assert "(float32, dynamic decode)" in default.stderr

@@ -311,3 +311,29 @@ def test_a_failing_compiled_step_falls_back_to_eager_decoding(engine, static_eng
     finally:
         static_engine._decode_step = None
         static_engine.info = replace(static_engine.info, decode="static")
+
+
+def test_dtype_choice():
+    from mmlsp.engine.local import pick_dtype
+
+    assert pick_dtype("cpu") is torch.float32  # exact reuse on the CPU by default
+    assert pick_dtype("cpu", "bfloat16") is torch.bfloat16
+    assert pick_dtype("cuda", "float32") is torch.float32
+    with pytest.raises(EngineError, match="unknown dtype"):
+        pick_dtype("cpu", "int4")
+
+
+def test_bfloat16_engine_on_the_cpu_reuses_its_cache(tiny_model_dir, tmp_path):
+    engine = LocalEngine(str(tiny_model_dir), device="cpu", cache_dir=tmp_path, dtype="bfloat16")
+    try:
+        assert engine.info.dtype == "bfloat16"
+        assert next(engine.model.parameters()).dtype is torch.bfloat16
+        cursor = SOURCE.index("    return total")
+        first = run(engine, fim(SOURCE, cursor), "doc")
+        typed = SOURCE[:cursor] + "x" + SOURCE[cursor:]
+        second = run(engine, fim(typed, cursor + 1), "doc")
+        assert first.generated_tokens > 0 and second.generated_tokens > 0
+        assert second.reused_tokens > 0
+        assert second.reused_tokens + second.prefilled_tokens == second.prompt_tokens
+    finally:
+        engine.close()

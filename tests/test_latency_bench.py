@@ -36,3 +36,5 @@ def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
     # Both replays answered keystrokes through the real server.
     assert "keystrokes answered with a suggestion | 0/" not in report
     assert "identical 1/1" in report  # prompt lookup left greedy output unchanged
+    # The overhead row compares the same request: same outcome, prompt and new tokens.
+    assert "NOT the same work" not in report

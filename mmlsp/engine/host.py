@@ -56,6 +56,7 @@ def local_engine_factory(
     progress: Progress,
     trust_remote_code: bool = False,
     decode_mode: str = "auto",
+    dtype: str = "auto",
 ) -> Engine:
     from mmlsp.engine.local import LocalEngine
 
@@ -66,6 +67,7 @@ def local_engine_factory(
         progress=progress,
         trust_remote_code=trust_remote_code,
         decode_mode=decode_mode,
+        dtype=dtype,
     )
 
 
@@ -86,6 +88,7 @@ class LoadSpec:
     # Set only from the user's own launch (config.USER_LEVEL_ONLY).
     trust_remote_code: bool = False
     decode_mode: str = "auto"
+    dtype: str = "auto"
 
     @classmethod
     def from_settings(
@@ -107,6 +110,7 @@ class LoadSpec:
             max_concurrency=s.max_concurrent_requests if remote else 4,
             trust_remote_code=s.trust_remote_code and not remote,
             decode_mode=s.decode_mode if not remote else "auto",
+            dtype=s.dtype if not remote else "auto",
         )
 
 
@@ -339,6 +343,8 @@ class EngineHost:
             extra: dict[str, Any] = {"trust_remote_code": True} if spec.trust_remote_code else {}
             if spec.decode_mode != "auto":
                 extra["decode_mode"] = spec.decode_mode
+            if spec.dtype != "auto":
+                extra["dtype"] = spec.dtype
             return self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **extra)
         if spec.backend == "openai":
             return self._remote_factory(spec, progress)

@@ -25,7 +25,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from mmlsp.config import DECODE_MODES
+from mmlsp.config import DECODE_MODES, DTYPES
 from mmlsp.engine.base import (
     Engine,
     EngineError,
@@ -58,11 +58,17 @@ def pick_device(requested: str) -> str:
     return requested
 
 
-def pick_dtype(device: str) -> Any:
+def pick_dtype(device: str, requested: str = "auto") -> Any:
+    """The torch dtype for ``requested`` (config.DTYPES) on ``device``."""
     import torch
 
+    if requested not in DTYPES:
+        raise EngineError(f"unknown dtype {requested!r}; use one of {DTYPES}")
+    if requested != "auto":
+        return getattr(torch, requested)
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # float32 on the CPU: exact prefix reuse, and no CPU is slow at it.
     return torch.float32
 
 
@@ -210,16 +216,17 @@ class LocalEngine(Engine):
         progress: Progress = lambda _msg, _pct: None,
         trust_remote_code: bool = False,
         decode_mode: str = "auto",
+        dtype: str = "auto",
     ) -> None:
         import torch
 
         self._torch = torch
         source = resolve(model_spec)
         device = pick_device(device)
-        dtype = pick_dtype(device)
+        torch_dtype = pick_dtype(device, dtype)
         self.tokenizer, model = load_tokenizer_and_model(
             source,
-            dtype=dtype,
+            dtype=torch_dtype,
             cache_dir=cache_dir,
             progress=progress,
             trust_remote_code=trust_remote_code,
@@ -247,7 +254,7 @@ class LocalEngine(Engine):
         self.info = EngineInfo(
             model=model_spec,
             device=device,
-            dtype=str(dtype).removeprefix("torch."),
+            dtype=str(torch_dtype).removeprefix("torch."),
             backend="local",
             decode=mode,
         )

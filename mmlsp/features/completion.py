@@ -305,6 +305,8 @@ class Completions:
                     "ms": round((time.monotonic() - started) * 1000, 2),
                     "prefilled": result.prefilled_tokens if result else None,
                     "reused": result.reused_tokens if result else None,
+                    "prompt_tokens": result.prompt_tokens if result else None,
+                    "generated": result.generated_tokens if result else None,
                     "length": len(before) + len(after),
                 }
             )
