@@ -4,8 +4,8 @@ Each thread that allocates (the event loop, the generation worker, the loader,
 torch's pool) gets its own malloc arena by default, and memory freed by tensors,
 prompts and parse trees can stay fragmented across them. This module caps the arenas
 and gives freed pages back to the system when the worker is idle. Both are no-ops
-where libc is not glibc. They do not explain all of the soak's RSS growth (see
-BENCHMARKS.md, Reliability).
+where libc is not glibc. (The soak's steady RSS growth was not the allocator but
+pygls keeping a future per notification; server.MmlspProtocol stops that.)
 """
 
 from __future__ import annotations
