@@ -87,3 +87,28 @@ def test_resolve_errors_are_clear(tmp_path):
     with pytest.raises(EngineError, match="does not exist"):
         resolve("./models/nope")
     assert resolve("Qwen/Qwen2.5-Coder-1.5B").local is False
+
+
+async def test_warm_up_runs_on_the_generation_thread(tmp_path):
+    """CUDA graph trees are per thread: the compiled step must be recorded where it runs."""
+    from tests.scripted_engine import ScriptedEngine, scripted_host
+
+    class WarmRecordingEngine(ScriptedEngine):  # a test double: records threads only
+        threads: list[str] = []
+
+        def warm_up(self) -> None:
+            self.threads.append(f"warm:{threading.current_thread().name}")
+
+        def generate(self, request):
+            self.threads.append(f"generate:{threading.current_thread().name}")
+            return super().generate(request)
+
+    engine = WarmRecordingEngine(["x"])
+    host = scripted_host(engine, tmp_path)
+    try:
+        await host.generate(GenerationRequest("p", 4))
+        (warm, generate) = engine.threads
+        assert warm.startswith("warm:mmlsp-generate")
+        assert warm.removeprefix("warm:") == generate.removeprefix("generate:")
+    finally:
+        host.shutdown()

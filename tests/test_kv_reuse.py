@@ -215,6 +215,7 @@ def static_engine(tiny_model_dir, tmp_path_factory):
 def compiled_engine(tiny_model_dir, tmp_path_factory):
     # Compiles the decode step with inductor on the CPU (about 30 s on 2 cores).
     engine = _engine(tiny_model_dir, tmp_path_factory, "compiled")
+    engine.warm_up()
     yield engine
     engine.close()
 

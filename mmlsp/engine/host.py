@@ -345,7 +345,11 @@ class EngineHost:
                 extra["decode_mode"] = spec.decode_mode
             if spec.dtype != "auto":
                 extra["dtype"] = spec.dtype
-            return self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **extra)
+            engine = self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **extra)
+            if callable(warm_up := getattr(engine, "warm_up", None)):
+                # On the generation thread: compiled CUDA graphs are recorded per thread.
+                self._worker.submit(warm_up).result()
+            return engine
         if spec.backend == "openai":
             return self._remote_factory(spec, progress)
         raise EngineError(f"unknown backend {spec.backend!r}")

@@ -352,8 +352,8 @@ class LocalEngine(Engine):
         return DynamicCache()
 
     def _prepare_static(self, mode: str, progress: Progress) -> str:
-        """Allocate the static cache and, for "compiled", compile and warm the decode
-        step now, so no user request pays for it. Falls back rather than failing."""
+        """Allocate the static cache and, for "compiled", wrap the decode step in
+        ``torch.compile`` (compiled by ``warm_up``, on the thread that will decode)."""
         from transformers import StaticCache
 
         limit = getattr(text_config(self.model.config), "max_position_embeddings", 0)
@@ -362,23 +362,36 @@ class LocalEngine(Engine):
         if mode != "compiled":
             return mode
         progress("compiling the decode step (a minute on the first start)", 90)
-        torch = self._torch
         # CUDA graphs replay the whole step with one launch; elsewhere inductor's kernels.
         compile_mode = "reduce-overhead" if self.device == "cuda" else "default"
+        try:
+            self._decode_step = self._torch.compile(self.model, mode=compile_mode, dynamic=False)
+        except Exception as exc:  # no compiler: eager still works
+            log.warning("could not compile the decode step (%s); decoding eagerly", exc)
+            return "static"
+        return mode
+
+    def warm_up(self) -> None:
+        """Compile the decode step and record its graphs now, so no user request pays.
+
+        Call it on the thread that will generate: CUDA graph trees are kept per
+        thread, so graphs recorded on another thread would be recorded again on the
+        first request. Falls back to eager decoding rather than failing.
+        """
+        if self._decode_step is None:
+            return
         started = time.monotonic()
         try:
-            self._decode_step = torch.compile(self.model, mode=compile_mode, dynamic=False)
             warm = GenerationRequest(" ".join(["warm"] * 8), 4, cache_key=STATIC_KEY)
-            self.generate(warm)  # graphs are recorded on the first calls
+            self.generate(warm)  # compiles, then records the graphs
             self.generate(warm)
-        except Exception as exc:  # no compiler, an unsupported op: eager still works
+        except Exception as exc:  # an unsupported op, a failed capture
             log.warning("could not compile the decode step (%s); decoding eagerly", exc)
             self._decode_step = None
-            mode = "static"
+            self.info = dataclasses.replace(self.info, decode="static")
         finally:
             self.prefix_cache.clear()
-        log.info("decode step ready (%s) in %.1f s", mode, time.monotonic() - started)
-        return mode
+        log.info("decode step ready (%s) in %.1f s", self.info.decode, time.monotonic() - started)
 
     def close(self) -> None:
         self.model = None
