@@ -71,6 +71,12 @@ def existing(paths: list[str]) -> list[str]:
     return [p for p in paths if (ROOT / p.split("::")[0]).exists()]
 
 
+def soak_failure(stderr: str) -> str:
+    """The soak's own reason for failing (its last "soak: FAILED" line)."""
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("soak: FAILED")]
+    return lines[-1].removeprefix("soak: ") if lines else "FAILED (see bench.soak's output)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fuzz", type=int, default=200, help="fuzzed LSP sequences")
@@ -130,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             if samples
             else "?",
         ),
-        ("soak verdict", "pass" if soak.returncode == 0 else "FAILED: memory grows"),
+        ("soak verdict", "pass" if soak.returncode == 0 else soak_failure(soak.stderr)),
     ]
     fault_names = ", ".join(f"`{name}`" for name, o in faults if o == "passed")
     section = "\n".join(
