@@ -216,13 +216,13 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
             # this row times the request path, not the wait for the user's next key.
             await asyncio.sleep(PAUSE_S + 0.1)
             line, col = position_at(text, cursor)
-            for _ in range(args.reps):
+            for _ in range(args.overhead_reps):
                 start = time.perf_counter()
                 await client.protocol.send_request_async(
                     types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(line, col)
                 )
                 out.lsp_call_ms.append((time.perf_counter() - start) * 1000)
-            records = plain((await status(client))["completion"])["recent"][-args.reps :]
+            records = plain((await status(client))["completion"])["recent"][-args.overhead_reps :]
             out.lsp_call_work = [
                 (r["outcome"], r["prompt_tokens"], r["generated"]) for r in records
             ]
@@ -307,7 +307,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
     # With the syntax tree the server keeps, so both paths make the same shape decision.
     tree = SyntaxDocument(final, "python")
     await generate_completion(final, off, off_settings, host, syntax_doc=tree)
-    for _ in range(args.reps):
+    for _ in range(args.overhead_reps):
         t = time.perf_counter()
         got, r = await generate_completion(final, off, off_settings, host, syntax_doc=tree)
         out.engine_ms.append((time.perf_counter() - t) * 1000)
@@ -554,6 +554,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         " are cancelled); by default each keystroke waits for its answer, then the pace",
     )
     p.add_argument("--reps", type=int, default=5, help="repetitions of direct measurements")
+    p.add_argument(
+        "--overhead-reps",
+        type=int,
+        default=15,
+        help="calls timed on each side of the LSP-overhead row (medians of 5 swung 0.8-1.3)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument(
         "--time-budget-ms",

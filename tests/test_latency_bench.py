@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
     out = tmp_path / "BENCH.md"
     plot = tmp_path / "cdf.png"
-    args = ["--chars", "6", "--reps", "1", "--lookup", "2", "--pace-ms", "20"]
+    args = ["--chars", "6", "--reps", "1", "--overhead-reps", "2", "--lookup", "2"]
+    args += ["--pace-ms", "20"]
     result = subprocess.run(
         [sys.executable, "bench/latency.py", *args, "--out", str(out), "--plot", str(plot)],
         cwd=ROOT,
