@@ -386,7 +386,8 @@ class LocalEngine(Engine):
             self.generate(warm)  # compiles, then records the graphs
             self.generate(warm)
         except Exception as exc:  # an unsupported op, a failed capture
-            log.warning("could not compile the decode step (%s); decoding eagerly", exc)
+            if self._decode_step is not None:  # else forward() has logged and fallen back
+                log.warning("could not compile the decode step (%s); decoding eagerly", exc)
             self._decode_step = None
             self.info = dataclasses.replace(self.info, decode="static")
         finally:
