@@ -228,10 +228,12 @@ async def test_superseding_edit_over_lsp_closes_the_stream(llama_server, tmp_pat
         change_doc(client, uri, 2, "", (0, len(text) - 1), (0, len(text)))
         changed = time.monotonic()
         second = asyncio.ensure_future(inline(client, uri, 0, len(text) - 1))
-        # The server sees the first stream close within moments of the edit, while
-        # finishing its ~400 tokens would take it tens of seconds on this CPU.
+        # The server sees the first stream close soon after the edit (under a second
+        # alone), while its ~400 tokens take it 15 s or more on this CPU; a stream run to
+        # its end logs no disconnect at all. 15 s leaves room for a loaded CI machine
+        # (5 s once failed at 5.004 s in a full-suite run).
         while llama_server.log_text().count("Disconnected from client") <= disconnects:
-            assert time.monotonic() - changed < 5, llama_server.log_tail()
+            assert time.monotonic() - changed < 15, llama_server.log_tail()
             await asyncio.sleep(0.05)
         superseded = await asyncio.wait_for(first, 30)
         assert superseded is None or not superseded.items  # cancelled, nothing to show

@@ -47,11 +47,24 @@ async def test_local_server_opens_no_network_sockets(tiny_model_dir, tmp_path):
         assert _network_sockets(client._server.pid) == []
 
 
+def parse(path: Path) -> ast.Module:
+    """``ast.parse``, retried: CPython 3.11's AST builder can raise a spurious SystemError
+    ("AST constructor recursion depth mismatch", gh-106905) after an earlier failed parse
+    elsewhere in the process; it failed once in a full-suite run, never alone."""
+    for attempt in range(3):
+        try:
+            return ast.parse(path.read_text(), filename=str(path))
+        except SystemError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_product_code_never_executes_code_or_starts_programs():
     """User code and model output are data: no eval/exec/subprocess anywhere in mmlsp/."""
     offenders = []
     for path in PACKAGE.rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
+        tree = parse(path)
         for node in ast.walk(tree):
             if isinstance(node, ast.Import | ast.ImportFrom):
                 names = [alias.name.split(".")[0] for alias in node.names]
