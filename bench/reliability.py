@@ -25,6 +25,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from bench.report import replace_section
+from bench.soak import rss_trend
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -103,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             cwd=ROOT, env=env, capture_output=True, text=True,
         )  # fmt: skip
         samples = json.loads(samples_file.read_text()) if samples_file.exists() else []
-    summary = next((ln for ln in soak.stdout.splitlines() if ln.startswith("soak:")), "")
-    slope = re.search(r"slope ([+-][\d.]+) MB/min", summary)
+    slope = rss_trend(samples)[0] if samples else None
 
     rows = [
         ("LSP messages fuzzed (hypothesis, real server over stdio)", totals.get("messages", "?")),
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             "soak RSS, first and last sample",
             f"{samples[0]['rss_mb']:.0f} MB -> {samples[-1]['rss_mb']:.0f} MB" if samples else "?",
         ),
-        ("soak RSS slope, second half", f"{slope.group(1)} MB/min" if slope else "?"),
+        ("soak RSS slope, second half", f"{slope:+.2f} MB/min" if slope is not None else "?"),
         (
             "soak open files, threads, messages being handled: first and last sample",
             "; ".join(

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _rss_trend(samples: list[dict[str, Any]]) -> tuple[float, float]:
+def rss_trend(samples: list[dict[str, Any]]) -> tuple[float, float]:
     """(slope in MB/min, growth in MB) of RSS over the second half of the run."""
     second_half = [s for s in samples if s["minute"] >= samples[-1]["minute"] / 2]
     rss_slope = slope([(s["minute"], s["rss_mb"]) for s in second_half])
@@ -209,7 +209,7 @@ def verdict(samples: list[dict[str, Any]], max_slope: float, max_growth: float) 
     """Why the soak failed, or None when the server stayed healthy."""
     if not samples:
         return "no samples"
-    rss_slope, growth = _rss_trend(samples)
+    rss_slope, growth = rss_trend(samples)
     if rss_slope > max_slope and growth > max_growth:
         return "memory keeps growing"
     # Every request was answered before each sample, so nothing should still be held:
@@ -220,7 +220,7 @@ def verdict(samples: list[dict[str, Any]], max_slope: float, max_growth: float) 
 
 
 def summary(samples: list[dict[str, Any]]) -> str:
-    rss_slope, growth = _rss_trend(samples)
+    rss_slope, growth = rss_trend(samples)
     requests = sum(s["requests"] for s in samples)
     return (
         f"soak: {samples[-1]['minute']:.1f} min, {requests} completion requests, RSS "
