@@ -62,6 +62,8 @@ URI = "file:///bench/typing.py"
 FEATURES_ON = {"kvReuse": True, "typeahead": True}
 FEATURES_OFF = {"kvReuse": False, "typeahead": False}
 SERVED = ("typeahead", "inflight", "speculative")
+# Short enough that the whole file fits the prompt budget; --file/--function pick others.
+DEFAULT_FILE, DEFAULT_FUNCTION = "fnmatch.py", "translate"
 
 
 # -- the typing script ------------------------------------------------------------------
@@ -118,6 +120,7 @@ class Replay:
     outcomes: dict[str, int] = field(default_factory=dict)
     prefilled: list[int] = field(default_factory=list)
     reused: list[int] = field(default_factory=list)
+    generated: list[int] = field(default_factory=list)  # new tokens per model call
     served_ms: list[float] = field(default_factory=list)  # server time for typed-ahead hits
     lsp_call_ms: list[float] = field(default_factory=list)
     # (outcome, prompt tokens, generated tokens) behind each of those calls, from the server.
@@ -208,6 +211,7 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
             if record["outcome"] in ("model", "inflight", "speculative") and record["prefilled"]:
                 out.prefilled.append(record["prefilled"])
                 out.reused.append(record["reused"])
+                out.generated.append(record["generated"] or 0)
             if record["outcome"] == "typeahead":
                 out.served_ms.append(record["ms"])
         # LSP path: the same request, repeated at the final state (nothing typed since).
@@ -279,10 +283,22 @@ class Direct:
     engine_work: list[tuple[str, int | None, int | None]] = field(default_factory=list)
     engine_cold_ms: list[float] = field(default_factory=list)  # model only, one token
     engine_follow_ms: list[float] = field(default_factory=list)
+    follow_generated: list[int] = field(default_factory=list)  # new tokens, follow-ups
+    decode_ms: list[float] = field(default_factory=list)  # per token, after the first
+    weight_bytes: int = 0
+    read_gbs: float = 0.0  # the device's memory read bandwidth
     lookup: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 async def direct(args: argparse.Namespace, script: Script) -> Direct:
+    """Time model calls in this process, every one on the host's generation thread.
+
+    As in the server: torch work on a second thread gives OpenMP a second team, and
+    with more OpenMP threads than cores libgomp stops spinning between parallel
+    regions, for good. Gemma decoded 55 ms a token on one thread and 76 once a second
+    thread had generated too (2 cores), so nothing here runs torch on this thread
+    until the host is shut down.
+    """
     host = EngineHost()
     host.load(load_spec(args))
     ready = host.wait_ready(1800)
@@ -329,6 +345,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
             follow_list.append((time.perf_counter() - t) * 1000)
             out.cold_prefill.append(r0.prefilled_tokens)
             out.follow_prefill.append(r1.prefilled_tokens)
+            out.follow_generated.append(r1.generated_tokens)
         t = time.perf_counter()
         await generate_completion(text1, off0 + 1, settings, host)
         out.follow_off_ms.append((time.perf_counter() - t) * 1000)
@@ -346,11 +363,20 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         p1 = prompt_for(host, settings, text1, off0 + 1)
         clear_cache(engine)
         t = time.perf_counter()
-        engine.generate(GenerationRequest(p0, 1, cache_key="e"))
+        await host.generate(GenerationRequest(p0, 1, cache_key="e"))
         out.engine_cold_ms.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        engine.generate(GenerationRequest(p1, 1, cache_key="e"))
+        await host.generate(GenerationRequest(p1, 1, cache_key="e"))
         out.engine_follow_ms.append((time.perf_counter() - t) * 1000)
+        # Decode speed: the follow-up again, to max_new_tokens, less its one-token time
+        # (both prefill one token from the kept cache, so no prefill noise is left).
+        t = time.perf_counter()
+        r_n = await host.generate(GenerationRequest(p1, args.max_new_tokens, cache_key="e"))
+        if r_n.generated_tokens > 1 and r_n.prefilled_tokens == 1:
+            spent = (time.perf_counter() - t) * 1000 - out.engine_follow_ms[-1]
+            out.decode_ms.append(spent / (r_n.generated_tokens - 1))
+    if args.backend == "local":
+        out.weight_bytes = sum(p.numel() * p.element_size() for p in engine.model.parameters())
     # Prompt lookup: same prompts, drafts on and off; identical output is required.
     for draft in args.lookup if args.backend == "local" else ():
         same, times = 0, []
@@ -371,8 +397,39 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
             "accepted": sum(r.accepted_draft_tokens for *_, r in times),
             "drafted": sum(r.draft_tokens for *_, r in times),
         }
+    device = getattr(engine, "device", "cpu")
     host.shutdown()
+    if out.weight_bytes:
+        out.read_gbs = read_bandwidth_gbs(device)  # torch on this thread: only now
     return out
+
+
+def read_bandwidth_gbs(device: str, mib: int = 512, reps: int = 5) -> float:
+    """Memory read bandwidth as torch sees it on ``device`` (GB/s): summing a buffer.
+
+    Decoding one token reads every weight once, so weight bytes over this is the
+    fastest any decoder can go on this machine (ANCHORS.md, "Physical limit").
+    """
+    import torch
+
+    x = torch.ones(mib * 2**20 // 4, device=device)  # touched, so pages are real
+    sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    x.sum()
+    sync()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        x.sum()
+        sync()
+        best = min(best, time.perf_counter() - t)
+    return x.numel() * x.element_size() / best / 1e9
+
+
+def ratio_at_floor(cold_ms: float, follow_ms: float, tokens: float, floor_ms: float) -> float:
+    """The follow-up/cold ratio of whole calls if every token after the first decoded
+    at ``floor_ms``: ``cold_ms`` and ``follow_ms`` are prefill + first token."""
+    decode = max(0.0, tokens - 1) * floor_ms
+    return (follow_ms + decode) / (cold_ms + decode)
 
 
 def prompt_for(host: EngineHost, settings: Settings, text: str, offset: int) -> str:
@@ -451,6 +508,12 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
             f"{med(off.prefilled):.0f}",
             f"ratio {med(on.prefilled) / max(1, med(off.prefilled)):.2f}",
         ),
+        (
+            "new tokens per model call (median)",
+            f"{med(on.generated):.0f}",
+            f"{med(off.generated):.0f}",
+            "decoding differs when outputs do",
+        ),
         ("direct: cold call (ms)", f"{cold:.0f}", f"{cold:.0f}", ""),
         (
             "direct: after one typed char, reuse on vs the same prompt cold (ms)",
@@ -483,6 +546,23 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
             f"overhead ratio {lsp / eng:.2f} (target ≤ 1.10){same_work(off, d)}",
         ),
     ]
+    if d.decode_ms and d.read_gbs:
+        floor = d.weight_bytes / (d.read_gbs * 1e9) * 1000
+        dec = med(d.decode_ms)
+        best = ratio_at_floor(
+            med(d.engine_cold_ms), med(d.engine_follow_ms), med(d.follow_generated), floor
+        )
+        rows.append(
+            (
+                "model only, decode per token after the first (ms)",
+                f"{dec:.1f}",
+                "",
+                f"memory floor {floor:.1f} ms (weights {d.weight_bytes / 1e6:.0f} MB ÷ "
+                f"{d.read_gbs:.0f} GB/s read): {floor / dec:.0%} of the limit; decoding at "
+                f"the floor, the follow-up ratio would be {best:.2f} "
+                f"({med(d.follow_generated):.0f} new tokens)",
+            )
+        )
     for draft, info in d.lookup.items():
         rows.append(
             (
@@ -542,8 +622,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the engine's decodeMode (compiled: static cache + torch.compile'd step)",
     )
     p.add_argument("--dtype", default="auto", choices=DTYPES, help="the engine's dtype")
-    p.add_argument("--file", default="fnmatch.py", help="stdlib module or a path")
-    p.add_argument("--function", default="translate")
+    p.add_argument("--file", default=DEFAULT_FILE, help="stdlib module or a path")
+    p.add_argument("--function", default=DEFAULT_FUNCTION)
     p.add_argument("--chars", type=int, default=400, help="retype this many chars (0: all)")
     p.add_argument("--pace-ms", type=float, default=80.0, help="gap between keystrokes")
     p.add_argument(
@@ -642,10 +722,13 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     table = report(args, script, on, off, d)
     variant = [f"{args.decode_mode} decode"] if args.decode_mode != "auto" else []
     variant += [args.dtype] if args.dtype != "auto" else []
+    if (args.file, args.function) != (DEFAULT_FILE, DEFAULT_FUNCTION):
+        variant.append(f"{path.stem}.{script.function}")
     label += "".join(f", {v}" for v in variant)
     slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
     if "tiny" in label:
         slug = "-".join(["tiny", *(v.split()[0] for v in variant)])
+        slug = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")
     png = args.plot or ROOT / "bench" / f"latency_cdf_{slug}.png"
     plotted = plot(on, off, png, f"{label}: {path.name}:{script.function}")
     header = (

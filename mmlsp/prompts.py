@@ -33,13 +33,16 @@ class FimTemplate:
     after_prefix_marker: str = ""
     before_suffix_marker: str = ""
     before_middle_marker: str = ""
+    # Whether ``build_prompt`` starts the middle with the cursor line's text (see there).
+    cursor_line_in_middle: bool = True
 
-    def render(self, prefix: str, suffix: str) -> str:
-        """The exact PSM prompt for `prefix` and `suffix`, model primed to write the middle."""
+    def render(self, prefix: str, suffix: str, middle: str = "") -> str:
+        """The exact PSM prompt for `prefix` and `suffix`, model primed to write the middle
+        (which starts with `middle`, text the model is to continue)."""
         return (
             f"{self.prefix_marker}{self.after_prefix_marker}{prefix}"
             f"{self.before_suffix_marker}{self.suffix_marker}{suffix}"
-            f"{self.before_middle_marker}{self.middle_marker}"
+            f"{self.before_middle_marker}{self.middle_marker}{middle}"
         )
 
     def render_file_header(self, path: str) -> str | None:
@@ -123,6 +126,8 @@ CODELLAMA = FimTemplate(
     after_prefix_marker=" ",
     before_suffix_marker=" ",
     before_middle_marker=" ",
+    # Its sentencepiece tokenizer spaces text after " <MID>" its own way: keep PSM plain.
+    cursor_line_in_middle=False,
 )
 
 _BY_NAME: dict[str, FimTemplate] = {
@@ -267,7 +272,21 @@ def build_prompt(
     ``context`` (from ``render_context``) goes first, before the FIM markers, as
     llama.cpp's infill does for repo-format models; ``preamble`` (out-of-view lines of
     the current file) goes right before ``prefix``, inside the prefix part.
+
+    The cursor line's text before the cursor opens the middle, after the middle marker,
+    rather than ending the prefix (as llama.vim sends it in /infill's ``prompt``). The
+    model reads the same text, and FIM training covers middles that start anywhere; but
+    a keystroke now changes only the prompt's tail. With the line at the prefix's end,
+    every keystroke changed what precedes the whole suffix, and a kept KV cache had to
+    prefill the suffix again (up to ``suffixTokens``) on each one.
     """
     if template is None:
         return context + preamble + prefix
-    return context + template.render(preamble + prefix, suffix)
+    head, line = split_cursor_line(prefix) if template.cursor_line_in_middle else (prefix, "")
+    return context + template.render(preamble + head, suffix, line)
+
+
+def split_cursor_line(prefix: str) -> tuple[str, str]:
+    """``prefix`` cut after its last line break: the lines above, and the cursor's line."""
+    cut = prefix.rfind("\n") + 1
+    return prefix[:cut], prefix[cut:]

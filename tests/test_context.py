@@ -135,8 +135,8 @@ def test_window_start_is_stable_while_typing_in_a_long_file() -> None:
         prompts.append(build_prompt(qwen, ctx.prefix, ctx.suffix))
     assert len(starts) == 1
     for before, after in zip(prompts, prompts[1:], strict=False):
-        # Everything up to the cursor is shared; only the typed char and after differ.
-        assert common_prefix(before, after) >= before.index("<|fim_suffix|>") - 1
+        # The cursor line opens the middle: a keystroke only extends the prompt.
+        assert after.startswith(before)
 
 
 def test_window_starts_on_a_statement_at_a_snapped_line() -> None:

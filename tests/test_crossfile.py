@@ -142,7 +142,9 @@ def test_prompt_start_is_stable_while_typing() -> None:
     assert head.startswith("<|file_sep|>helpers.py\ndef parse_row(")
     assert "<|file_sep|>models.py\nclass Invoice:" in head
     assert head.endswith("<|file_sep|>main.py\n")
-    assert all(p.startswith(head + "<|fim_prefix|>" + MAIN[: -len("inv.tot")]) for p in prompts)
+    above = MAIN[: MAIN.rindex("\n") + 1]  # the cursor's line opens the middle
+    assert all(p.startswith(head + "<|fim_prefix|>" + above) for p in prompts)
+    assert all(b.startswith(a) for a, b in zip(prompts, prompts[1:], strict=False))
     # Without the setting, no cross-file context at all.
     off = Settings(prefix_tokens=2000, suffix_tokens=200, cross_file_tokens=0)
     _, plain = prepare_prompt(

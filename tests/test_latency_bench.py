@@ -32,6 +32,8 @@ def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
         "reuse on vs the same prompt cold",
         "LSP request vs direct engine call",
         "prompt lookup, 2 draft tokens",
+        "decode per token after the first (ms)",
+        "memory floor",
     ):
         assert row in report
     # Both replays answered keystrokes through the real server.
@@ -39,3 +41,18 @@ def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
     assert "identical 1/1" in report  # prompt lookup left greedy output unchanged
     # The overhead row compares the same request: same outcome, prompt and new tokens.
     assert "NOT the same work" not in report
+
+
+def test_ratio_at_floor_adds_the_same_decode_to_both_calls() -> None:
+    from bench.latency import ratio_at_floor
+
+    # 10 ms prefill cold, 1 ms follow-up; 11 tokens at 2 ms: 20 ms of decode each.
+    assert ratio_at_floor(10.0, 1.0, 11, 2.0) == (1.0 + 20.0) / (10.0 + 20.0)
+    assert ratio_at_floor(10.0, 1.0, 1, 2.0) == 0.1  # one token: prefill alone
+    assert ratio_at_floor(10.0, 1.0, 0, 2.0) == 0.1
+
+
+def test_read_bandwidth_is_measured_on_the_cpu() -> None:
+    from bench.latency import read_bandwidth_gbs
+
+    assert 0.1 < read_bandwidth_gbs("cpu", mib=64, reps=2) < 10_000

@@ -34,6 +34,7 @@ from mmlsp.engine.openai import (
     should_retry,
     template_from_name,
 )
+from mmlsp.prompts import build_prompt
 from tests.llama_server import FakeRequest, FakeServer, completion_chunk, refused_port
 
 # -- SSE ------------------------------------------------------------------------------
@@ -207,6 +208,28 @@ def test_stream_and_stop_at_the_callers_stop() -> None:
         assert post.body["prompt"] == "def f(a, b):\n" and post.body["stream"] is True
         assert post.body["model"] == "fake-model" and post.body["temperature"] == 0
         assert "authorization" not in post.headers  # no apiKeyEnv: no key sent
+
+
+def test_infill_sends_the_cursor_line_as_the_middle_start() -> None:
+    """/infill gets the lines above as input_prefix and the cursor line's text as
+    ``prompt`` (llama.cpp puts it after its FIM middle token), as build_prompt lays
+    out a local FIM prompt; llama.cpp's own stream format comes back."""
+
+    def handle(request: FakeRequest) -> None:
+        request.start_stream()
+        request.event({"content": "a + b", "stop": False})
+        request.event({"content": "", "stop": True, "stop_type": "eos"})
+        request.end_stream()
+
+    with FakeServer(handle) as server:
+        engine = engine_for(server, completion_endpoint="infill")
+        template, _ = engine.choose_template("auto")
+        prompt = build_prompt(template, "def f(a, b):\n    return ", "\n\nprint(f(1, 2))\n")
+        assert engine.generate(GenerationRequest(prompt, 16)).text == "a + b"
+        (post,) = server.posts("/infill")
+        assert post.body["input_prefix"] == "def f(a, b):\n"
+        assert post.body["prompt"] == "    return "
+        assert post.body["input_suffix"] == "\n\nprint(f(1, 2))\n"
 
 
 def test_chat_goes_to_chat_completions_with_the_messages() -> None:

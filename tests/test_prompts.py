@@ -9,6 +9,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from mmlsp.prompts import (
+    CODELLAMA,
     QWEN,
     TEMPLATE_NAMES,
     ContextPiece,
@@ -17,6 +18,7 @@ from mmlsp.prompts import (
     detect_template,
     render_context,
     restrict_to_vocab,
+    split_cursor_line,
     template_by_name,
 )
 
@@ -163,7 +165,14 @@ def test_detects_family_and_renders_exact_prompt(
     assert template is not None
     assert template.name == name
     assert template.render(PREFIX, SUFFIX) == expected
-    assert build_prompt(template, PREFIX, SUFFIX) == expected
+    prompt = build_prompt(template, PREFIX, SUFFIX)
+    if template.cursor_line_in_middle:
+        # The cursor line's "    " moves from the prefix's end to the middle's start.
+        head = PREFIX.removesuffix("    ")
+        assert prompt == template.render(head, SUFFIX, "    ") != expected
+        assert prompt.endswith(template.middle_marker + "    ")
+    else:
+        assert prompt == expected
     assert template.stop == stops
     assert template.file_sep == file_sep
 
@@ -295,9 +304,11 @@ def test_repo_format_context_for_qwen() -> None:
         "<|file_sep|>main.py\n"
     )
     prompt = build_prompt(qwen, PREFIX, SUFFIX, context=context, preamble="import os\n")
-    # Context before the FIM markers; the out-of-view preamble inside the prefix part.
-    assert (
-        prompt == f"{context}<|fim_prefix|>import os\n{PREFIX}<|fim_suffix|>{SUFFIX}<|fim_middle|>"
+    # Context before the FIM markers; the out-of-view preamble inside the prefix part;
+    # the cursor line's text ("    ") opens the middle.
+    assert prompt == (
+        f"{context}<|fim_prefix|>import os\ndef add(a, b):\n<|fim_suffix|>{SUFFIX}"
+        "<|fim_middle|>    "
     )
 
 
@@ -327,4 +338,28 @@ def test_comment_labels_without_repo_format() -> None:
 def test_no_pieces_no_context() -> None:
     # Without pieces the prompt is exactly the plain FIM prompt (no labels at all).
     assert render_context(QWEN, [], "main.py", repo="proj") == ""
-    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render(PREFIX, SUFFIX)
+    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render(
+        "def add(a, b):\n", SUFFIX, "    "
+    )
+
+
+def test_cursor_line_opens_the_middle() -> None:
+    assert split_cursor_line("a = 1\nb = f(") == ("a = 1\n", "b = f(")
+    assert split_cursor_line("a = 1\n") == ("a = 1\n", "")
+    assert split_cursor_line("x = ") == ("", "x = ")
+    assert split_cursor_line("a\r\nb") == ("a\r\n", "b")
+    qwen = build_prompt(QWEN, "import os\nx = os.", "\nprint(x)\n")
+    assert qwen == "<|fim_prefix|>import os\n<|fim_suffix|>\nprint(x)\n<|fim_middle|>x = os."
+    # CodeLlama keeps plain PSM (its tokenizer spaces text after " <MID>").
+    llama = build_prompt(CODELLAMA, "import os\nx = os.", "\nprint(x)\n")
+    assert llama == "<PRE> import os\nx = os. <SUF>\nprint(x)\n <MID>"
+
+
+def test_typing_on_a_line_only_extends_the_prompt() -> None:
+    """Each keystroke's prompt starts with the last one's: a kept KV cache prefills
+    only the new characters, not the suffix after them."""
+    above, below = "def f(a):\n", "\n\nprint(f(1))\n"
+    typed = "    return a + 1"
+    prompts = [build_prompt(QWEN, above + typed[:n], below) for n in range(len(typed) + 1)]
+    for before, after in zip(prompts, prompts[1:], strict=False):
+        assert after.startswith(before) and len(after) == len(before) + 1

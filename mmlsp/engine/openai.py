@@ -398,12 +398,12 @@ def candidate_tokens() -> list[str]:
     return list(seen)
 
 
-def _split_fim(prompt: str) -> tuple[str, str]:
-    """Prefix and suffix back out of a prompt rendered with ``INFILL_SPLIT``."""
+def _split_fim(prompt: str) -> tuple[str, str, str]:
+    """Prefix, suffix and the middle's start back out of an ``INFILL_SPLIT`` prompt."""
     t = INFILL_SPLIT
-    body = prompt.removeprefix(t.prefix_marker).removesuffix(t.middle_marker)
+    body, _, middle = prompt.removeprefix(t.prefix_marker).rpartition(t.middle_marker)
     prefix, _, suffix = body.rpartition(t.suffix_marker)
-    return prefix, suffix
+    return prefix, suffix, middle
 
 
 # -- the engine --------------------------------------------------------------------------
@@ -661,10 +661,12 @@ class OpenAIEngine(Engine):
             }
             path = "/v1/chat/completions"
         elif self.spec.completion_endpoint == "infill":
-            prefix, suffix = _split_fim(prompt)
+            prefix, suffix, middle = _split_fim(prompt)
             body = {
                 "input_prefix": prefix,
                 "input_suffix": suffix,
+                # llama.cpp puts it after its FIM middle token, as build_prompt does.
+                "prompt": middle,
                 "n_predict": request.max_new_tokens,
                 "temperature": 0,
                 "top_k": 1,
