@@ -69,7 +69,7 @@ class Settings:
     # GPU); "static": the static cache alone; "dynamic": a growing cache; "auto":
     # compiled on CUDA where the model allows it, dynamic on the CPU.
     decode_mode: str = "auto"
-    # "bfloat16" on a CPU with AMX prefills about 1.7x faster than float32 (BENCHMARKS.md)
+    # "bfloat16" on a CPU with AMX prefills about 2.2x faster than float32 (BENCHMARKS.md)
     # at the cost of float32's exactness; "auto" keeps float32 on the CPU.
     dtype: str = "auto"
     # Token budget for context from outside the prefix window, at the prompt's start:

@@ -188,6 +188,10 @@ class EngineHost:
         self._chat_engine: Engine | None = None
         self._chat_generation = 0
         self._chat_status = Status()
+        # Every model computation runs here. Besides CUDA graphs being per thread, each
+        # thread that runs torch ops on the CPU gets its own OpenMP team, and once there
+        # are more OpenMP threads than cores libgomp stops spinning between parallel
+        # regions for good: Gemma-3-270M then decoded 76 ms a token instead of 55.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-generate")
         self._trim = IdleTrim()
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mmlsp-load")
