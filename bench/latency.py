@@ -62,6 +62,7 @@ URI = "file:///bench/typing.py"
 FEATURES_ON = {"kvReuse": True, "typeahead": True}
 FEATURES_OFF = {"kvReuse": False, "typeahead": False}
 SERVED = ("typeahead", "inflight", "speculative")
+MODEL_WORK = ("model", "empty", "inflight", "speculative")  # outcomes a model call is behind
 # Short enough that the whole file fits the prompt budget; --file/--function pick others.
 DEFAULT_FILE, DEFAULT_FUNCTION = "fnmatch.py", "translate"
 
@@ -208,7 +209,8 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
                 print(f"{name} {i} {json.dumps(record)}", file=sys.stderr)
         for record in recent:
             out.outcomes[record["outcome"]] = out.outcomes.get(record["outcome"], 0) + 1
-            if record["outcome"] in ("model", "inflight", "speculative") and record["prefilled"]:
+            # Every model call: an empty answer's work counts too.
+            if record["outcome"] in MODEL_WORK and record["prefilled"]:
                 out.prefilled.append(record["prefilled"])
                 out.reused.append(record["reused"])
                 out.generated.append(record["generated"] or 0)
@@ -327,9 +329,9 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         t = time.perf_counter()
         got, r = await generate_completion(final, off, off_settings, host, syntax_doc=tree)
         out.engine_ms.append((time.perf_counter() - t) * 1000)
-        # As the server records it: the tokens only behind an offered suggestion.
-        work = ("model", r.prompt_tokens, r.generated_tokens) if got and r else None
-        out.engine_work.append(work or ("empty", None, None))
+        # As the server records it: the outcome and the model's tokens behind it.
+        tokens = (r.prompt_tokens, r.generated_tokens) if r else (None, None)
+        out.engine_work.append(("model" if got else "empty", *tokens))
     points = [round(k * (len(body) - 1) / max(1, args.reps)) for k in range(args.reps)]
     for at in points:
         text0 = script.start + body[:at] + script.end

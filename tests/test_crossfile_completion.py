@@ -98,3 +98,18 @@ async def test_definitions_from_other_open_documents_lead_the_prompt(tmp_path: P
     other = main.removesuffix("res") + "x"
     await completions.suggestion_at("file:///w/main.py", other, types.Position(3, 7), off)
     assert engine.prompts[1] == other
+
+
+async def test_an_empty_answer_still_records_the_model_work(tmp_path: Path) -> None:
+    """The ``recent`` records (mmlsp/status, the latency bench) count every model call:
+    a reply that post-processing empties still prefilled and decoded tokens."""
+    uri = "file:///w/e.py"
+    text = "def f(a):\n    return a\n"
+    engine = ScriptedEngine(["   "])  # whitespace only: nothing to show
+    completions, _, _ = completions_for(engine, tmp_path, {uri: text})
+    got = await completions.suggestion_at(uri, text, types.Position(1, 12), SETTINGS)
+    assert got is None and len(engine.prompts) == 1
+    record = completions.stats()["recent"][-1]
+    assert record["outcome"] == "empty"
+    assert record["prompt_tokens"] == len(engine.prompts[0].split())
+    assert record["generated"] == 0

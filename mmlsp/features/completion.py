@@ -225,6 +225,7 @@ class _Job:
     # An edit typed what it had produced: a request cancelled meanwhile must not stop it.
     adoptable: bool = False
     speculative: bool = False
+    result: GenerationResult | None = None  # the model's work, even with no suggestion
 
 
 # How many recent requests ``Completions.stats`` reports, for the latency benchmark.
@@ -291,12 +292,12 @@ class Completions:
         offset = offset_at(text, position.line, position.character)
         before, after = text[:offset], text[offset:]
         suggestion: Suggestion | None = None
-        outcome = "none"
+        outcome, work = "none", None
         try:
-            suggestion, outcome = await self._answer(uri, text, offset, settings, number)
+            suggestion, outcome, work = await self._answer(uri, text, offset, settings, number)
         finally:
             self.counts[outcome] += 1
-            result = suggestion.result if suggestion is not None else None
+            result = suggestion.result if suggestion is not None else work
             self.recent.append(
                 {
                     "line": position.line,
@@ -314,36 +315,38 @@ class Completions:
 
     async def _answer(
         self, uri: str, text: str, offset: int, settings: Settings, number: int
-    ) -> tuple[Suggestion | None, str]:
+    ) -> tuple[Suggestion | None, str, GenerationResult | None]:
+        """The suggestion, how it was found (the ``recent`` outcome), and the model's
+        work behind it: for an empty answer too, so the records count every call."""
         before, after = text[:offset], text[offset:]
         if settings.typeahead and (rest := self.typeahead.lookup(uri, before, after)):
             replace = replace_chars_at(text, offset, rest, self.syntax(uri))
-            return Suggestion(rest, None, "typeahead", replace), "typeahead"
+            return Suggestion(rest, None, "typeahead", replace), "typeahead", None
         if (job := self.jobs.get(uri)) is not None:
             if typed_since(job.before, job.after, before, after) is not None:
                 adopted = await self._wait(job, number, uri)
                 if self.latest.get(uri) != number:
-                    return None, "superseded"
+                    return None, "superseded", None
                 if adopted is not None:
                     entry = Entry(job.before, job.after, adopted.text)
                     if (rest := remainder(entry, before, after)) is not None:
                         source: Source = "speculative" if job.speculative else "inflight"
                         replace = replace_chars_at(text, offset, rest, self.syntax(uri))
-                        return Suggestion(rest, adopted.result, source, replace), source
+                        return Suggestion(rest, adopted.result, source, replace), source, None
             else:
                 self._stop(job)  # computed for another place: no longer wanted
         pace = self.paces.setdefault(uri, TypingPace())
         if (delay := pace.delay(time.monotonic(), settings.debounce_max_ms / 1000)) > 0:
             await asyncio.sleep(delay)
             if self.latest.get(uri) != number:
-                return None, "debounced"
+                return None, "debounced", None
         if (job := self.jobs.get(uri)) is not None:
             self._stop(job)
         job = self._start(uri, text, offset, settings, False)
         suggestion = await self._wait(job, number, uri)
         if self.latest.get(uri) != number:
-            return None, "superseded"
-        return suggestion, "model" if suggestion is not None else "empty"
+            return None, "superseded", None
+        return suggestion, "model" if suggestion is not None else "empty", job.result
 
     async def _wait(self, job: _Job, number: int, uri: str) -> Suggestion | None:
         """Await ``job``; when the last request waiting for it goes away, stop it."""
@@ -394,6 +397,7 @@ class Completions:
         finally:
             if self.jobs.get(job.uri) is job:
                 del self.jobs[job.uri]
+        job.result = result
         if result is not None and result.finish_reason != "cancelled":
             self.paces.setdefault(job.uri, TypingPace()).model_latency(result.seconds)
         if completion is None or result is None:
