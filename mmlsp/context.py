@@ -243,8 +243,16 @@ def out_of_view(
     # the cursor line's indentation say which definitions still enclose it.
     start = text.rfind("\n", 0, offset) + 1
     line = text[start : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
-    cursor_indent = indent_width(line) if line.strip() else indent_width(text[start:offset])
     code = len(text[:offset].rstrip())
+    if line.strip():
+        cursor_indent = indent_width(line)
+    else:
+        # A blank line has no scope of its own yet: keep the code above's until the
+        # user types something. Else a new line (column 0) and its first indenting
+        # spaces would drop and restore the headers, and each change at the prompt's
+        # start costs a full prefill.
+        above = text[text.rfind("\n", 0, code) + 1 : code]
+        cursor_indent = max(indent_width(text[start:offset]), indent_width(above))
     byte = offset_to_byte(text, max(0, code - 1))
     node: tree_sitter.Node | None = root.descendant_for_byte_range(byte, byte)
     while node is not None:

@@ -185,3 +185,22 @@ def test_preamble_has_out_of_view_imports_and_enclosing_headers() -> None:
     # A tight budget drops imports first and keeps the headers.
     tight = ctx_for(text, offset, **window, preamble_tokens=90)
     assert tight.preamble.startswith("class Store:") and "import" not in tight.preamble
+
+
+def test_preamble_holds_while_a_new_line_is_indented() -> None:
+    """Enter, then the indenting spaces: the enclosing headers stay, so the prompt's
+    start (and the kept KV cache) holds until the line's code says otherwise."""
+    body = "".join(f"        value_{n} = helper({n})\n" for n in range(80))
+    head = "import os\n\n\nclass Store:\n    def load(self, key):\n" + body
+    tail = "\n    def save(self):\n        pass\n"
+    window = {"prefix_tokens": 300, "suffix_tokens": 50, "language": "python"}
+    preambles = set()
+    for typed in ("", " ", "    ", "        ", "        r"):
+        text = head + typed + tail
+        ctx = ctx_for(text, len(head) + len(typed), **window, preamble_tokens=500)
+        preambles.add(ctx.preamble)
+    assert preambles == {"import os\n\nclass Store:\n    def load(self, key):\n"}
+    # Code typed at a shallower level leaves the method (and at column 0, the class).
+    text = head + "x = 1" + tail
+    ctx = ctx_for(text, len(head) + len("x = 1"), **window, preamble_tokens=500)
+    assert ctx.preamble == "import os\n"
