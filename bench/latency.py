@@ -732,7 +732,9 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
         slug = "-".join(["tiny", *(v.split()[0] for v in variant)])
         slug = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")
     png = args.plot or ROOT / "bench" / f"latency_cdf_{slug}.png"
-    plotted = plot(on, off, png, f"{label}: {path.name}:{script.function}")
+    # --no-write leaves the repository's files alone; an explicit --plot is still drawn.
+    drawn = not args.no_write or args.plot is not None
+    plotted = drawn and plot(on, off, png, f"{label}: {path.name}:{script.function}")
     header = (
         f"### {label}\n\n"
         f"`{' '.join(['python', 'bench/latency.py', *sys.argv[1:]])}` — retyped "
