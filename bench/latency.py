@@ -727,10 +727,9 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     if (args.file, args.function) != (DEFAULT_FILE, DEFAULT_FUNCTION):
         variant.append(f"{path.stem}.{script.function}")
     label += "".join(f", {v}" for v in variant)
-    slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-    if "tiny" in label:
-        slug = "-".join(["tiny", *(v.split()[0] for v in variant)])
-        slug = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")
+    # The tiny model's sections keep short names: "tiny", "tiny-compiled"...
+    named = " ".join(["tiny", *(v.split()[0] for v in variant)]) if "tiny" in label else label
+    slug = re.sub(r"[^a-z0-9]+", "-", named.lower()).strip("-")
     png = args.plot or ROOT / "bench" / f"latency_cdf_{slug}.png"
     # --no-write leaves the repository's files alone; an explicit --plot is still drawn.
     drawn = not args.no_write or args.plot is not None
