@@ -112,3 +112,31 @@ async def test_warm_up_runs_on_the_generation_thread(tmp_path):
         assert warm.removeprefix("warm:") == generate.removeprefix("generate:")
     finally:
         host.shutdown()
+
+
+def test_token_counts_are_remembered_and_exact(host):
+    """Context fitting counts every window line per keystroke; a typed character
+    should cost one new count (the cursor's line), each still the tokenizer's own."""
+    from mmlsp.context import build_context
+
+    engine = host.engine
+    text = "import os\n" + "".join(f"value_{i} = os.path.join('a', 'b{i}')\n" for i in range(60))
+    for line in text.splitlines(keepends=True):
+        assert engine.count_tokens(line) == len(engine.tokenizer(line)["input_ids"])
+
+    def context(typed: str):
+        return build_context(
+            text + typed,
+            len(text) + len(typed),
+            prefix_tokens=200,
+            suffix_tokens=50,
+            count=engine.count_tokens,
+        )
+
+    context("x")
+    before = engine._count.cache_info()
+    context("xy")
+    after = engine._count.cache_info()
+    assert after.misses - before.misses <= 2  # the cursor line, whole and fitted
+    assert after.hits - before.hits >= 10
+    assert after.maxsize is not None  # bounded

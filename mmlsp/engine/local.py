@@ -18,6 +18,7 @@ else "dynamic". Prefill and draft verification always run eagerly.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import logging
 import time
@@ -77,6 +78,9 @@ def pick_dtype(device: str, requested: str = "auto") -> Any:
 STATIC_CACHE_TOKENS = 4096
 # The static cache's PrefixCache key: one cache for the engine, whatever the document.
 STATIC_KEY = "\0static"
+
+# Token counts remembered, by text (mostly single lines: a few MB at most).
+COUNT_CACHE_LINES = 16384
 
 # Prompt tokens per forward pass while prefilling: cancellation and the deadline are
 # checked between chunks, so a superseded request stops within one chunk.
@@ -240,6 +244,9 @@ class LocalEngine(Engine):
             raise EngineError(f"could not place model on {device}: {exc}") from exc
         self.device = device
         self._vocab = frozenset(self.tokenizer.get_vocab())
+        # Context fitting counts the window line by line on every keystroke, and only
+        # the cursor's line changes between two: remembered counts make that ~free.
+        self._count = functools.lru_cache(maxsize=COUNT_CACHE_LINES)(self._count_uncached)
         self.set_stop_tokens(extra_stop_tokens)
         # KV caches of recent prompts by document, for prefix reuse (see kvcache.py).
         self.prefix_cache = PrefixCache()
@@ -272,6 +279,9 @@ class LocalEngine(Engine):
         return self._vocab
 
     def count_tokens(self, text: str) -> int:
+        return self._count(text)
+
+    def _count_uncached(self, text: str) -> int:
         return len(self.tokenizer(scrub_surrogates(text), add_special_tokens=False)["input_ids"])
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
