@@ -216,6 +216,28 @@ class ContextPiece:
     text: str
 
 
+class FimPrompt(str):
+    """A rendered FIM prompt that keeps its parts.
+
+    It is the prompt text wherever a string is expected. A backend that applies the
+    model's template itself (llama.cpp's ``/infill``) sends the parts instead, so no
+    marker has to be searched for again in code that may contain it.
+    """
+
+    prefix: str  # this file's text before the middle: out-of-view lines, then the window
+    suffix: str
+    middle: str  # the middle's start: the cursor line's text left of the cursor
+    pieces: tuple[ContextPiece, ...]  # other files' context, in the prompt's order
+
+    def __new__(
+        cls, text: str, prefix: str, suffix: str, middle: str, pieces: Sequence[ContextPiece] = ()
+    ) -> FimPrompt:
+        prompt = super().__new__(cls, text)
+        prompt.prefix, prompt.suffix, prompt.middle = prefix, suffix, middle
+        prompt.pieces = tuple(pieces)
+        return prompt
+
+
 def comment_header(path: str, comment: str = "#") -> str:
     """A file label for models without a repo format: a comment line."""
     return f"{comment} path: {path}\n"
@@ -266,12 +288,16 @@ def build_prompt(
     *,
     context: str = "",
     preamble: str = "",
+    pieces: Sequence[ContextPiece] = (),
 ) -> str:
-    """The FIM prompt, or just `prefix` (plain left-to-right completion) without a template.
+    """The FIM prompt (a ``FimPrompt``), or just `prefix` (plain left-to-right
+    completion) without a template.
 
     ``context`` (from ``render_context``) goes first, before the FIM markers, as
     llama.cpp's infill does for repo-format models; ``preamble`` (out-of-view lines of
-    the current file) goes right before ``prefix``, inside the prefix part.
+    the current file) goes right before ``prefix``, inside the prefix part. ``pieces``
+    are what ``context`` was rendered from, kept on the result for backends that take
+    the prompt apart.
 
     The cursor line's text before the cursor opens the middle, after the middle marker,
     rather than ending the prefix (as llama.vim sends it in /infill's ``prompt``). The
@@ -283,7 +309,8 @@ def build_prompt(
     if template is None:
         return context + preamble + prefix
     head, line = split_cursor_line(prefix) if template.cursor_line_in_middle else (prefix, "")
-    return context + template.render(preamble + head, suffix, line)
+    text = context + template.render(preamble + head, suffix, line)
+    return FimPrompt(text, preamble + head, suffix, line, pieces)
 
 
 def split_cursor_line(prefix: str) -> tuple[str, str]:

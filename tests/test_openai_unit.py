@@ -34,7 +34,7 @@ from mmlsp.engine.openai import (
     should_retry,
     template_from_name,
 )
-from mmlsp.prompts import build_prompt
+from mmlsp.prompts import ContextPiece, build_prompt, render_context
 from tests.llama_server import FakeRequest, FakeServer, completion_chunk, refused_port
 
 # -- SSE ------------------------------------------------------------------------------
@@ -230,6 +230,37 @@ def test_infill_sends_the_cursor_line_as_the_middle_start() -> None:
         assert post.body["input_prefix"] == "def f(a, b):\n"
         assert post.body["prompt"] == "    return "
         assert post.body["input_suffix"] == "\n\nprint(f(1, 2))\n"
+        assert "input_extra" not in post.body
+
+
+def test_infill_sends_other_files_as_input_extra_and_keeps_any_text_intact() -> None:
+    """Cross-file context goes in llama.cpp's ``input_extra`` (labelled by the server in
+    the model's repo format), not into the prefix; and code that contains the
+    private-use characters the prompt's text is spelled with (Nerd Font icons in a
+    statusline config) reaches the server unchanged."""
+
+    def handle(request: FakeRequest) -> None:
+        request.start_stream()
+        request.event({"content": "", "stop": True, "stop_type": "eos"})
+        request.end_stream()
+
+    icons = "sep = '\ue000\ue001\ue002'\n"
+    with FakeServer(handle) as server:
+        engine = engine_for(server, completion_endpoint="infill")
+        template, _ = engine.choose_template("auto")
+        pieces = [ContextPiece("util.py", "def helper():\n    return 1\n")]
+        context = render_context(template, pieces, "main.py")
+        prompt = build_prompt(
+            template, icons + "x = \ue002", "\ue001\nprint(x)\n", context=context, pieces=pieces
+        )
+        engine.generate(GenerationRequest(prompt, 8))
+        (post,) = server.posts("/infill")
+        assert post.body["input_prefix"] == icons
+        assert post.body["prompt"] == "x = \ue002"
+        assert post.body["input_suffix"] == "\ue001\nprint(x)\n"
+        assert post.body["input_extra"] == [
+            {"filename": "util.py", "text": "def helper():\n    return 1\n"}
+        ]
 
 
 def test_chat_goes_to_chat_completions_with_the_messages() -> None:

@@ -353,6 +353,9 @@ def test_cursor_line_opens_the_middle() -> None:
     # CodeLlama keeps plain PSM (its tokenizer spaces text after " <MID>").
     llama = build_prompt(CODELLAMA, "import os\nx = os.", "\nprint(x)\n")
     assert llama == "<PRE> import os\nx = os. <SUF>\nprint(x)\n <MID>"
+    # The parts travel with the text, for backends that apply the template themselves.
+    assert (qwen.prefix, qwen.suffix, qwen.middle) == ("import os\n", "\nprint(x)\n", "x = os.")
+    assert (llama.prefix, llama.middle) == ("import os\nx = os.", "")
 
 
 def test_typing_on_a_line_only_extends_the_prompt() -> None:

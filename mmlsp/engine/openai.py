@@ -46,6 +46,7 @@ from mmlsp.engine.base import (
 )
 from mmlsp.prompts import (
     TEMPLATE_NAMES,
+    FimPrompt,
     FimTemplate,
     detect_template,
     restrict_to_vocab,
@@ -65,8 +66,8 @@ POLL_S = 0.02
 # (without a network attempt) after a request found the server unreachable.
 RETRIES = 2
 DOWN_COOLDOWN_S = 1.0
-# Private-use code points: the split markers when the server's /infill endpoint
-# applies the model's own FIM template (mmlsp only needs prefix and suffix apart).
+# For the server's /infill endpoint, which applies the model's own FIM template to the
+# parts of a ``FimPrompt``: these markers only spell the prompt's text (logs, counts).
 INFILL_SPLIT = FimTemplate(
     name="server-infill",
     prefix_marker="\ue000",
@@ -398,14 +399,6 @@ def candidate_tokens() -> list[str]:
     return list(seen)
 
 
-def _split_fim(prompt: str) -> tuple[str, str, str]:
-    """Prefix, suffix and the middle's start back out of an ``INFILL_SPLIT`` prompt."""
-    t = INFILL_SPLIT
-    body, _, middle = prompt.removeprefix(t.prefix_marker).rpartition(t.middle_marker)
-    prefix, _, suffix = body.rpartition(t.suffix_marker)
-    return prefix, suffix, middle
-
-
 # -- the engine --------------------------------------------------------------------------
 
 
@@ -661,17 +654,21 @@ class OpenAIEngine(Engine):
             }
             path = "/v1/chat/completions"
         elif self.spec.completion_endpoint == "infill":
-            prefix, suffix, middle = _split_fim(prompt)
+            # The server applies the model's own template to the parts (a plain string,
+            # which no caller sends here, is all prefix).
+            fim = prompt if isinstance(prompt, FimPrompt) else FimPrompt(prompt, prompt, "", "")
             body = {
-                "input_prefix": prefix,
-                "input_suffix": suffix,
+                "input_prefix": fim.prefix,
+                "input_suffix": fim.suffix,
                 # llama.cpp puts it after its FIM middle token, as build_prompt does.
-                "prompt": middle,
+                "prompt": fim.middle,
                 "n_predict": request.max_new_tokens,
                 "temperature": 0,
                 "top_k": 1,
                 "stream": True,
             }
+            if fim.pieces:  # labelled by the server, in the model's repo format if it has one
+                body["input_extra"] = [{"filename": p.path, "text": p.text} for p in fim.pieces]
             path = "/infill"
         else:
             body = {

@@ -104,7 +104,9 @@ def prepare_prompt(
     context = render_context(
         template, pieces, path, repo=workspace.repo_name if workspace is not None else None
     )
-    prompt = build_prompt(template, ctx.prefix, ctx.suffix, context=context, preamble=ctx.preamble)
+    prompt = build_prompt(
+        template, ctx.prefix, ctx.suffix, context=context, preamble=ctx.preamble, pieces=pieces
+    )
     return ctx, prompt
 
 
