@@ -49,12 +49,10 @@ from lsprotocol import types  # noqa: E402
 
 from bench.report import hardware, put_block  # noqa: E402
 from mmlsp.config import DECODE_MODES, DTYPES, Settings, default_cache_dir  # noqa: E402
-from mmlsp.context import build_context  # noqa: E402
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
-from mmlsp.features.completion import generate_completion  # noqa: E402
+from mmlsp.features.completion import generate_completion, prepare_prompt  # noqa: E402
 from mmlsp.features.debounce import PAUSE_S  # noqa: E402
 from mmlsp.positions import position_at  # noqa: E402
-from mmlsp.prompts import build_prompt  # noqa: E402
 from mmlsp.syntax import SyntaxDocument  # noqa: E402
 from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state  # noqa: E402
 
@@ -436,14 +434,7 @@ def ratio_at_floor(cold_ms: float, follow_ms: float, tokens: float, floor_ms: fl
 
 def prompt_for(host: EngineHost, settings: Settings, text: str, offset: int) -> str:
     """The prompt the completion path builds (context fitted to the budgets, FIM)."""
-    ctx = build_context(
-        text,
-        offset,
-        prefix_tokens=settings.prefix_tokens,
-        suffix_tokens=settings.suffix_tokens,
-        count=host.engine.count_tokens,
-    )
-    return build_prompt(host.template, ctx.prefix, ctx.suffix)
+    return prepare_prompt(text, offset, settings, host.engine.count_tokens, host.template)[1]
 
 
 # -- report ---------------------------------------------------------------------------

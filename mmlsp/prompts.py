@@ -33,8 +33,8 @@ class FimTemplate:
     after_prefix_marker: str = ""
     before_suffix_marker: str = ""
     before_middle_marker: str = ""
-    # Whether ``build_prompt`` starts the middle with the cursor line's text (see there).
-    cursor_line_in_middle: bool = True
+    # Whether ``build_prompt`` opens the middle with the prefix's last lines (see there).
+    middle_opens: bool = True
 
     def render(self, prefix: str, suffix: str, middle: str = "") -> str:
         """The exact PSM prompt for `prefix` and `suffix`, model primed to write the middle
@@ -127,7 +127,7 @@ CODELLAMA = FimTemplate(
     before_suffix_marker=" ",
     before_middle_marker=" ",
     # Its sentencepiece tokenizer spaces text after " <MID>" its own way: keep PSM plain.
-    cursor_line_in_middle=False,
+    middle_opens=False,
 )
 
 _BY_NAME: dict[str, FimTemplate] = {
@@ -281,6 +281,12 @@ def _ended(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+# The FIM middle starts on a document line whose number is a multiple of this: the
+# lines typed since then open the middle, with the cursor line's text, so Enter only
+# extends the prompt and the suffix is prefilled again once every this many lines.
+MIDDLE_SNAP_LINES = 4
+
+
 def build_prompt(
     template: FimTemplate | None,
     prefix: str,
@@ -289,6 +295,7 @@ def build_prompt(
     context: str = "",
     preamble: str = "",
     pieces: Sequence[ContextPiece] = (),
+    first_line: int = 0,
 ) -> str:
     """The FIM prompt (a ``FimPrompt``), or just `prefix` (plain left-to-right
     completion) without a template.
@@ -297,23 +304,38 @@ def build_prompt(
     llama.cpp's infill does for repo-format models; ``preamble`` (out-of-view lines of
     the current file) goes right before ``prefix``, inside the prefix part. ``pieces``
     are what ``context`` was rendered from, kept on the result for backends that take
-    the prompt apart.
+    the prompt apart. ``first_line`` is the document line ``prefix`` starts on.
 
-    The cursor line's text before the cursor opens the middle, after the middle marker,
-    rather than ending the prefix (as llama.vim sends it in /infill's ``prompt``). The
-    model reads the same text, and FIM training covers middles that start anywhere; but
-    a keystroke now changes only the prompt's tail. With the line at the prefix's end,
-    every keystroke changed what precedes the whole suffix, and a kept KV cache had to
+    The end of ``prefix`` opens the middle, after the middle marker, rather than ending
+    the prefix part: the cursor line's text before the cursor (as llama.vim sends it in
+    /infill's ``prompt``) and the lines above it back to a line snapped to
+    ``MIDDLE_SNAP_LINES`` (``split_middle``). The model reads the same text, and FIM
+    training cuts middles at random characters, so a middle that starts a few lines up
+    is as ordinary as one that starts at the cursor. But a keystroke, or a new line,
+    now changes only the prompt's tail. With the text at the prefix's end, every
+    keystroke changed what precedes the whole suffix, and a kept KV cache had to
     prefill the suffix again (up to ``suffixTokens``) on each one.
     """
     if template is None:
         return context + preamble + prefix
-    head, line = split_cursor_line(prefix) if template.cursor_line_in_middle else (prefix, "")
-    text = context + template.render(preamble + head, suffix, line)
-    return FimPrompt(text, preamble + head, suffix, line, pieces)
+    head, middle = split_middle(prefix, first_line) if template.middle_opens else (prefix, "")
+    text = context + template.render(preamble + head, suffix, middle)
+    return FimPrompt(text, preamble + head, suffix, middle, pieces)
 
 
-def split_cursor_line(prefix: str) -> tuple[str, str]:
-    """``prefix`` cut after its last line break: the lines above, and the cursor's line."""
-    cut = prefix.rfind("\n") + 1
-    return prefix[:cut], prefix[cut:]
+def split_middle(
+    prefix: str, first_line: int = 0, snap: int = MIDDLE_SNAP_LINES
+) -> tuple[str, str]:
+    """``prefix`` (from document line ``first_line``) cut where the FIM middle starts.
+
+    The cut is at the start of the last line at or above the cursor's whose number is
+    a multiple of ``snap``, and no earlier than ``prefix``'s start; with ``snap`` 1, at
+    the cursor line's start. Lines end at "\n", as the document's rows do.
+    """
+    above = prefix.count("\n")  # lines of ``prefix`` above the cursor's
+    cut = len(prefix)
+    for _ in range(min((first_line + above) % snap, above) + 1):
+        cut = prefix.rfind("\n", 0, cut)
+        if cut < 0:
+            return "", prefix
+    return prefix[: cut + 1], prefix[cut + 1 :]

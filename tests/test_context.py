@@ -132,7 +132,7 @@ def test_window_start_is_stable_while_typing_in_a_long_file() -> None:
             text, offset, prefix_tokens=700, suffix_tokens=100, count=len, language="python"
         )
         starts.add(ctx.window_start_line)
-        prompts.append(build_prompt(qwen, ctx.prefix, ctx.suffix))
+        prompts.append(build_prompt(qwen, ctx.prefix, ctx.suffix, first_line=ctx.window_start_line))
     assert len(starts) == 1
     for before, after in zip(prompts, prompts[1:], strict=False):
         # The cursor line opens the middle: a keystroke only extends the prompt.

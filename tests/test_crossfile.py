@@ -142,7 +142,9 @@ def test_prompt_start_is_stable_while_typing() -> None:
     assert head.startswith("<|file_sep|>helpers.py\ndef parse_row(")
     assert "<|file_sep|>models.py\nclass Invoice:" in head
     assert head.endswith("<|file_sep|>main.py\n")
-    above = MAIN[: MAIN.rindex("\n") + 1]  # the cursor's line opens the middle
+    # The middle opens on line 8 (a multiple of MIDDLE_SNAP_LINES), the line above
+    # the cursor's.
+    above = "".join(MAIN.splitlines(keepends=True)[:8])
     assert all(p.startswith(head + "<|fim_prefix|>" + above) for p in prompts)
     assert all(b.startswith(a) for a, b in zip(prompts, prompts[1:], strict=False))
     # Without the setting, no cross-file context at all.

@@ -70,13 +70,24 @@ def test_expired_deadline_generates_nothing(host):
 
 
 async def test_cancelling_the_awaiting_task_cancels_generation(host):
-    request = GenerationRequest(prompt(host), 2000, stop_at=lambda _t: None)
+    # The generation holds after its first token until released, so it is surely
+    # running when the task is cancelled (random weights may emit EOS at any time).
+    first_token, release = threading.Event(), threading.Event()
+
+    def hold(_text: str) -> None:
+        first_token.set()
+        release.wait(10)
+
+    request = GenerationRequest(prompt(host), 2000, stop_at=hold)
     task = asyncio.ensure_future(host.generate(request))
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(first_token.wait, 10)
     task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert request.cancel.is_set()
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert request.cancel.is_set()
+    finally:
+        release.set()
 
 
 def test_resolve_errors_are_clear(tmp_path):

@@ -210,10 +210,11 @@ def test_stream_and_stop_at_the_callers_stop() -> None:
         assert "authorization" not in post.headers  # no apiKeyEnv: no key sent
 
 
-def test_infill_sends_the_cursor_line_as_the_middle_start() -> None:
-    """/infill gets the lines above as input_prefix and the cursor line's text as
-    ``prompt`` (llama.cpp puts it after its FIM middle token), as build_prompt lays
-    out a local FIM prompt; llama.cpp's own stream format comes back."""
+def test_infill_sends_the_middle_start_as_prompt() -> None:
+    """/infill gets the text before the middle as input_prefix and the middle's start
+    (the cursor line's text, here on a snap line) as ``prompt`` (llama.cpp puts it
+    after its FIM middle token), as build_prompt lays out a local FIM prompt;
+    llama.cpp's own stream format comes back."""
 
     def handle(request: FakeRequest) -> None:
         request.start_stream()
@@ -224,7 +225,8 @@ def test_infill_sends_the_cursor_line_as_the_middle_start() -> None:
     with FakeServer(handle) as server:
         engine = engine_for(server, completion_endpoint="infill")
         template, _ = engine.choose_template("auto")
-        prompt = build_prompt(template, "def f(a, b):\n    return ", "\n\nprint(f(1, 2))\n")
+        prefix = "def f(a, b):\n    return "
+        prompt = build_prompt(template, prefix, "\n\nprint(f(1, 2))\n", first_line=3)
         assert engine.generate(GenerationRequest(prompt, 16)).text == "a + b"
         (post,) = server.posts("/infill")
         assert post.body["input_prefix"] == "def f(a, b):\n"
@@ -251,7 +253,12 @@ def test_infill_sends_other_files_as_input_extra_and_keeps_any_text_intact() -> 
         pieces = [ContextPiece("util.py", "def helper():\n    return 1\n")]
         context = render_context(template, pieces, "main.py")
         prompt = build_prompt(
-            template, icons + "x = \ue002", "\ue001\nprint(x)\n", context=context, pieces=pieces
+            template,
+            icons + "x = \ue002",
+            "\ue001\nprint(x)\n",
+            context=context,
+            pieces=pieces,
+            first_line=3,
         )
         engine.generate(GenerationRequest(prompt, 8))
         (post,) = server.posts("/infill")

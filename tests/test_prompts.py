@@ -10,6 +10,7 @@ from transformers import PreTrainedTokenizerFast
 
 from mmlsp.prompts import (
     CODELLAMA,
+    MIDDLE_SNAP_LINES,
     QWEN,
     TEMPLATE_NAMES,
     ContextPiece,
@@ -18,7 +19,7 @@ from mmlsp.prompts import (
     detect_template,
     render_context,
     restrict_to_vocab,
-    split_cursor_line,
+    split_middle,
     template_by_name,
 )
 
@@ -165,8 +166,9 @@ def test_detects_family_and_renders_exact_prompt(
     assert template is not None
     assert template.name == name
     assert template.render(PREFIX, SUFFIX) == expected
-    prompt = build_prompt(template, PREFIX, SUFFIX)
-    if template.cursor_line_in_middle:
+    # From line 3, the cursor's line is line 4, where the middle starts (a snap line).
+    prompt = build_prompt(template, PREFIX, SUFFIX, first_line=3)
+    if template.middle_opens:
         # The cursor line's "    " moves from the prefix's end to the middle's start.
         head = PREFIX.removesuffix("    ")
         assert prompt == template.render(head, SUFFIX, "    ") != expected
@@ -303,7 +305,9 @@ def test_repo_format_context_for_qwen() -> None:
         "<|file_sep|>b.py\ny = 2\n"
         "<|file_sep|>main.py\n"
     )
-    prompt = build_prompt(qwen, PREFIX, SUFFIX, context=context, preamble="import os\n")
+    prompt = build_prompt(
+        qwen, PREFIX, SUFFIX, context=context, preamble="import os\n", first_line=3
+    )
     # Context before the FIM markers; the out-of-view preamble inside the prefix part;
     # the cursor line's text ("    ") opens the middle.
     assert prompt == (
@@ -338,20 +342,25 @@ def test_comment_labels_without_repo_format() -> None:
 def test_no_pieces_no_context() -> None:
     # Without pieces the prompt is exactly the plain FIM prompt (no labels at all).
     assert render_context(QWEN, [], "main.py", repo="proj") == ""
-    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render(
-        "def add(a, b):\n", SUFFIX, "    "
-    )
+    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render("", SUFFIX, PREFIX)
 
 
-def test_cursor_line_opens_the_middle() -> None:
-    assert split_cursor_line("a = 1\nb = f(") == ("a = 1\n", "b = f(")
-    assert split_cursor_line("a = 1\n") == ("a = 1\n", "")
-    assert split_cursor_line("x = ") == ("", "x = ")
-    assert split_cursor_line("a\r\nb") == ("a\r\n", "b")
-    qwen = build_prompt(QWEN, "import os\nx = os.", "\nprint(x)\n")
+def test_the_middle_opens_on_a_snapped_line() -> None:
+    # With a snap of 1, the cursor line's text alone (as llama.vim lays out /infill).
+    assert split_middle("a = 1\nb = f(", snap=1) == ("a = 1\n", "b = f(")
+    assert split_middle("a = 1\n", snap=1) == ("a = 1\n", "")
+    assert split_middle("x = ", snap=1) == ("", "x = ")
+    assert split_middle("a\r\nb", snap=1) == ("a\r\n", "b")
+    # Snapped to 4: back to the last line whose number is a multiple of 4...
+    lines = "".join(f"l{n}\n" for n in range(6)) + "x = "  # the cursor on line 6
+    assert split_middle(lines, snap=4) == ("l0\nl1\nl2\nl3\n", "l4\nl5\nx = ")
+    assert split_middle(lines, first_line=2, snap=4) == (lines[:-4], "x = ")  # line 8
+    # ...but never before the prefix's own start.
+    assert split_middle("a\nb", first_line=2, snap=4) == ("", "a\nb")
+    qwen = build_prompt(QWEN, "import os\nx = os.", "\nprint(x)\n", first_line=7)
     assert qwen == "<|fim_prefix|>import os\n<|fim_suffix|>\nprint(x)\n<|fim_middle|>x = os."
     # CodeLlama keeps plain PSM (its tokenizer spaces text after " <MID>").
-    llama = build_prompt(CODELLAMA, "import os\nx = os.", "\nprint(x)\n")
+    llama = build_prompt(CODELLAMA, "import os\nx = os.", "\nprint(x)\n", first_line=7)
     assert llama == "<PRE> import os\nx = os. <SUF>\nprint(x)\n <MID>"
     # The parts travel with the text, for backends that apply the template themselves.
     assert (qwen.prefix, qwen.suffix, qwen.middle) == ("import os\n", "\nprint(x)\n", "x = os.")
@@ -366,3 +375,19 @@ def test_typing_on_a_line_only_extends_the_prompt() -> None:
     prompts = [build_prompt(QWEN, above + typed[:n], below) for n in range(len(typed) + 1)]
     for before, after in zip(prompts, prompts[1:], strict=False):
         assert after.startswith(before) and len(after) == len(before) + 1
+
+
+def test_new_lines_extend_the_prompt_between_snap_lines() -> None:
+    """Typing a block line by line: the prompt only grows, except when the cursor
+    reaches a line whose number is a multiple of MIDDLE_SNAP_LINES; only there does
+    the text before the suffix change (and a kept cache prefill the suffix again)."""
+    above, below = "def f(a):\n", "\n\nprint(f(1))\n"
+    body = "".join(f"    a += {n}\n" for n in range(9)) + "    return a"
+    prompts = [build_prompt(QWEN, above + body[:n], below) for n in range(len(body) + 1)]
+    changed_at = [
+        (above + body[:n]).count("\n")  # the cursor's line
+        for n, (before, after) in enumerate(zip(prompts, prompts[1:], strict=False), start=1)
+        if not after.startswith(before)
+    ]
+    assert changed_at == [4, 8]  # lines 1 to 10 typed, two snaps
+    assert MIDDLE_SNAP_LINES == 4

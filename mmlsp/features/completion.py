@@ -105,7 +105,13 @@ def prepare_prompt(
         template, pieces, path, repo=workspace.repo_name if workspace is not None else None
     )
     prompt = build_prompt(
-        template, ctx.prefix, ctx.suffix, context=context, preamble=ctx.preamble, pieces=pieces
+        template,
+        ctx.prefix,
+        ctx.suffix,
+        context=context,
+        preamble=ctx.preamble,
+        pieces=pieces,
+        first_line=ctx.window_start_line,
     )
     return ctx, prompt
 
