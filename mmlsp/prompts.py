@@ -226,7 +226,7 @@ class FimPrompt(str):
 
     prefix: str  # this file's text before the middle: out-of-view lines, then the window
     suffix: str
-    middle: str  # the middle's start: the cursor line's text left of the cursor
+    middle: str  # the middle's start: lines since a snapped line, then the cursor line's text
     pieces: tuple[ContextPiece, ...]  # other files' context, in the prompt's order
 
     def __new__(
