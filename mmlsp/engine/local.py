@@ -79,8 +79,9 @@ STATIC_CACHE_TOKENS = 4096
 # The static cache's PrefixCache key: one cache for the engine, whatever the document.
 STATIC_KEY = "\0static"
 
-# Token counts remembered, by text (mostly single lines: a few MB at most).
-COUNT_CACHE_LINES = 16384
+# Token counts remembered, by text: the windows of a few open documents (~1 MB at most;
+# each keystroke adds its cursor line, so more would only hold stale ones).
+COUNT_CACHE_LINES = 4096
 
 # Prompt tokens per forward pass while prefilling: cancellation and the deadline are
 # checked between chunks, so a superseded request stops within one chunk.
