@@ -329,12 +329,15 @@ def split_middle(
     """``prefix`` (from document line ``first_line``) cut where the FIM middle starts.
 
     The cut is at the start of the last line at or above the cursor's whose number is
-    a multiple of ``snap``, and no earlier than ``prefix``'s start; with ``snap`` 1, at
-    the cursor line's start. Lines end at "\n", as the document's rows do.
+    a multiple of ``snap``; with ``snap`` 1, at the cursor line's start. It leaves
+    ``prefix``'s first line before it when there is a line above the cursor's: near the
+    top of a file the prefix part is not emptied (FIM training rarely has an empty
+    prefix), and the cut still stays put from one new line to the next. Lines end at
+    "\n", as the document's rows do.
     """
     above = prefix.count("\n")  # lines of ``prefix`` above the cursor's
     cut = len(prefix)
-    for _ in range(min((first_line + above) % snap, above) + 1):
+    for _ in range(min((first_line + above) % snap, max(0, above - 1)) + 1):
         cut = prefix.rfind("\n", 0, cut)
         if cut < 0:
             return "", prefix

@@ -342,7 +342,9 @@ def test_comment_labels_without_repo_format() -> None:
 def test_no_pieces_no_context() -> None:
     # Without pieces the prompt is exactly the plain FIM prompt (no labels at all).
     assert render_context(QWEN, [], "main.py", repo="proj") == ""
-    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render("", SUFFIX, PREFIX)
+    assert build_prompt(QWEN, PREFIX, SUFFIX, context="") == QWEN.render(
+        "def add(a, b):\n", SUFFIX, "    "
+    )
 
 
 def test_the_middle_opens_on_a_snapped_line() -> None:
@@ -355,8 +357,9 @@ def test_the_middle_opens_on_a_snapped_line() -> None:
     lines = "".join(f"l{n}\n" for n in range(6)) + "x = "  # the cursor on line 6
     assert split_middle(lines, snap=4) == ("l0\nl1\nl2\nl3\n", "l4\nl5\nx = ")
     assert split_middle(lines, first_line=2, snap=4) == (lines[:-4], "x = ")  # line 8
-    # ...but never before the prefix's own start.
-    assert split_middle("a\nb", first_line=2, snap=4) == ("", "a\nb")
+    # ...but the prefix part keeps its first line (the snapped line 0 is above it).
+    assert split_middle("a\nb\nc", first_line=1, snap=4) == ("a\n", "b\nc")
+    assert split_middle("x = ", first_line=2, snap=4) == ("", "x = ")  # no line above
     qwen = build_prompt(QWEN, "import os\nx = os.", "\nprint(x)\n", first_line=7)
     assert qwen == "<|fim_prefix|>import os\n<|fim_suffix|>\nprint(x)\n<|fim_middle|>x = os."
     # CodeLlama keeps plain PSM (its tokenizer spaces text after " <MID>").
@@ -391,3 +394,14 @@ def test_new_lines_extend_the_prompt_between_snap_lines() -> None:
     ]
     assert changed_at == [4, 8]  # lines 1 to 10 typed, two snaps
     assert MIDDLE_SNAP_LINES == 4
+
+
+def test_a_new_file_keeps_its_first_line_in_the_prefix() -> None:
+    """Typing the first lines of a file: the prefix part is never emptied, and the
+    prompt still only grows until line 4."""
+    body = "import os\nimport sys\nx = 1\ny = 2\nz = 3"
+    prompts = [build_prompt(QWEN, body[:n], "\n") for n in range(len(body) + 1)]
+    for prompt in prompts:
+        assert prompt.prefix or "\n" not in prompt.middle  # empty only on line 0
+    grows = [b.startswith(a) for a, b in zip(prompts, prompts[1:], strict=False)]
+    assert grows.count(False) == 2  # leaving line 0, and reaching line 4
