@@ -397,8 +397,9 @@ def test_new_lines_extend_the_prompt_between_snap_lines() -> None:
 
 
 def test_a_new_file_keeps_its_first_line_in_the_prefix() -> None:
-    """Typing the first lines of a file: the prefix part is never emptied, and the
-    prompt still only grows until line 4."""
+    """Typing the first lines of a file: the prefix part is never emptied once there is
+    a line above the cursor's, and the prompt changes only when the cursor leaves line
+    0 and when it reaches line 4."""
     body = "import os\nimport sys\nx = 1\ny = 2\nz = 3"
     prompts = [build_prompt(QWEN, body[:n], "\n") for n in range(len(body) + 1)]
     for prompt in prompts:
