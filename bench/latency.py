@@ -376,7 +376,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
             spent = (time.perf_counter() - t) * 1000 - out.engine_follow_ms[-1]
             out.decode_ms.append(spent / (r_n.generated_tokens - 1))
     if args.backend == "local":
-        out.weight_bytes = sum(p.numel() * p.element_size() for p in engine.model.parameters())
+        out.weight_bytes = decode_bytes(engine.model)
     # Prompt lookup: same prompts, drafts on and off; identical output is required.
     for draft in args.lookup if args.backend == "local" else ():
         same, times = 0, []
@@ -402,6 +402,17 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
     if out.weight_bytes:
         out.read_gbs = read_bandwidth_gbs(device)  # torch on this thread: only now
     return out
+
+
+def decode_bytes(model: Any) -> int:
+    """Bytes of weights one decoded token reads: every parameter and buffer (int8
+    weights are buffers), less an input embedding that the output head does not
+    share, of which a token reads one row."""
+    tensors = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    embedding = model.get_input_embeddings().weight
+    if getattr(model.get_output_embeddings(), "weight", None) is not embedding:
+        tensors.pop(id(embedding), None)
+    return sum(t.numel() * t.element_size() for t in tensors.values())
 
 
 def read_bandwidth_gbs(device: str, mib: int = 512, reps: int = 5) -> float:
@@ -550,7 +561,7 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
                 "model only, decode per token after the first (ms)",
                 f"{dec:.1f}",
                 "",
-                f"memory floor {floor:.1f} ms (weights {d.weight_bytes / 1e6:.0f} MB ÷ "
+                f"memory floor {floor:.1f} ms (weights read {d.weight_bytes / 1e6:.0f} MB ÷ "
                 f"{d.read_gbs:.0f} GB/s read): {floor / dec:.0%} of the limit; decoding at "
                 f"the floor, the follow-up ratio would be {best:.2f} "
                 f"({med(d.follow_generated):.0f} new tokens)",

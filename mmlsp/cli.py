@@ -58,7 +58,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--dtype",
         choices=DTYPES,
         default=s,
-        help="model dtype; auto (default): bfloat16/float16 on CUDA, float32 on the CPU",
+        help="model dtype; auto (default): bfloat16/float16 on CUDA, float32 on the CPU; "
+        "int8: int8 weights with bfloat16 arithmetic (CPU)",
     )
     parser.add_argument(
         "--fim-template",

@@ -31,8 +31,8 @@ COMPLETION_ENDPOINTS = ("completions", "infill")
 # How the in-process engine decodes (see engine/local.py); auto: compiled on CUDA.
 DECODE_MODES = ("auto", "dynamic", "static", "compiled")
 # Weight and activation dtype of the in-process model; auto: bf16/fp16 on CUDA, fp32 on
-# the CPU (exact, and fast everywhere).
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+# the CPU (exact, and fast everywhere). int8: int8 weights, bf16 arithmetic, CPU only.
+DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 
 
 @dataclass(frozen=True)

@@ -147,8 +147,9 @@ def test_readme_first_command_uses_the_builtin_model():
 
 def test_dtype_flag_reaches_the_engine(tiny_model_dir, sample, tmp_path):
     args = ["complete", str(sample), "--line", "1", "--character", "12"]
-    result = run_mmlsp(*args, "--model", str(tiny_model_dir), "--dtype", "bfloat16", cache=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "(bfloat16, dynamic decode)" in result.stderr
+    for dtype in ("bfloat16", "int8"):
+        result = run_mmlsp(*args, "--model", str(tiny_model_dir), "--dtype", dtype, cache=tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert f"({dtype}, dynamic decode)" in result.stderr
     default = run_mmlsp(*args, "--model", str(tiny_model_dir), cache=tmp_path)
     assert "(float32, dynamic decode)" in default.stderr

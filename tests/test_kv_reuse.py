@@ -320,8 +320,36 @@ def test_dtype_choice():
     assert pick_dtype("cpu") is torch.float32  # exact reuse on the CPU by default
     assert pick_dtype("cpu", "bfloat16") is torch.bfloat16
     assert pick_dtype("cuda", "float32") is torch.float32
+    assert pick_dtype("cpu", "int8") is torch.bfloat16  # int8 weights, bf16 arithmetic
     with pytest.raises(EngineError, match="unknown dtype"):
         pick_dtype("cpu", "int4")
+    with pytest.raises(EngineError, match="'int8' is for the CPU"):
+        pick_dtype("cuda", "int8")
+
+
+def test_int8_engine_quantizes_on_the_generating_thread_and_reuse_keeps_output(
+    tiny_model_dir, tmp_path
+):
+    from mmlsp.engine.quantize import Int8Linear
+
+    engine = LocalEngine(str(tiny_model_dir), device="cpu", cache_dir=tmp_path, dtype="int8")
+    try:
+        engine.set_stop_tokens(QWEN.stop)
+        assert engine.info.dtype == "int8"
+        linears = sum(isinstance(m, torch.nn.Linear) for m in engine.model.modules())
+        # Not on the loading thread: warm_up (the host runs it on the generation thread).
+        assert not any(isinstance(m, Int8Linear) for m in engine.model.modules())
+        engine.warm_up()
+        assert sum(isinstance(m, Int8Linear) for m in engine.model.modules()) == linears
+        for marker in ("total += 1", "    return total", "yield path"):
+            cursor = SOURCE.index(marker)
+            typed = SOURCE[:cursor] + "x" + SOURCE[cursor:]
+            run(engine, fim(SOURCE, cursor), "doc", n=12)
+            reused = run(engine, fim(typed, cursor + 1), "doc", n=12)
+            assert reused.reused_tokens > 0 and reused.generated_tokens > 0
+            assert reused.text == run(engine, fim(typed, cursor + 1), None, n=12).text
+    finally:
+        engine.close()
 
 
 def test_bfloat16_engine_on_the_cpu_reuses_its_cache(tiny_model_dir, tmp_path):

@@ -56,3 +56,29 @@ def test_read_bandwidth_is_measured_on_the_cpu() -> None:
     from bench.latency import read_bandwidth_gbs
 
     assert 0.1 < read_bandwidth_gbs("cpu", mib=64, reps=2) < 10_000
+
+
+def test_dtype_benchmark_compares_each_dtype_with_float32(tmp_path: Path) -> None:
+    out = tmp_path / "BENCH.md"
+    result = subprocess.run(
+        [sys.executable, "bench/dtypes.py", "--tokens", "300", "--threads", "1"]
+        + ["--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = out.read_text(encoding="utf-8")
+    assert "## Dtypes" in report and "<!-- dtypes:tiny -->" in report
+    assert "| float32 | 100.0% |" in report  # the reference agrees with itself
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in report.splitlines()[1:]
+        if line.startswith("| ") and "%" in line
+    }
+    assert set(rows) == {"float32", "bfloat16", "int8"}
+    # Rounding moves a few greedy choices of the random-weight model, never most.
+    for dtype in ("bfloat16", "int8"):
+        agreement = float(rows[dtype].split("|")[2].strip().rstrip("%"))
+        assert 80 < agreement <= 100, rows[dtype]
