@@ -1,4 +1,5 @@
-"""bench/latency.py runs end to end on the tiny model and reports every measure."""
+"""bench/latency.py and bench/dtypes.py run end to end on the tiny model and report
+every measure."""
 
 from __future__ import annotations
 
@@ -9,20 +10,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
-    out = tmp_path / "BENCH.md"
-    plot = tmp_path / "cdf.png"
-    args = ["--chars", "6", "--reps", "1", "--overhead-reps", "2", "--lookup", "2"]
-    args += ["--pace-ms", "20"]
+def run_bench(script: str, *args: str, out: Path) -> str:
+    """Run ``bench/<script>`` writing to ``out``; the report it wrote."""
     result = subprocess.run(
-        [sys.executable, "bench/latency.py", *args, "--out", str(out), "--plot", str(plot)],
+        [sys.executable, f"bench/{script}", *args, "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    report = out.read_text(encoding="utf-8")
+    return out.read_text(encoding="utf-8")
+
+
+def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
+    plot = tmp_path / "cdf.png"
+    args = ["--chars", "6", "--reps", "1", "--overhead-reps", "2", "--lookup", "2"]
+    args += ["--pace-ms", "20", "--plot", str(plot)]
+    report = run_bench("latency.py", *args, out=tmp_path / "BENCH.md")
     assert "<!-- latency:tiny -->" in report
     for row in (
         "keystroke → suggestion p50 (ms)",
@@ -59,17 +64,8 @@ def test_read_bandwidth_is_measured_on_the_cpu() -> None:
 
 
 def test_dtype_benchmark_compares_each_dtype_with_float32(tmp_path: Path) -> None:
-    out = tmp_path / "BENCH.md"
-    result = subprocess.run(
-        [sys.executable, "bench/dtypes.py", "--tokens", "300", "--threads", "1"]
-        + ["--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    report = out.read_text(encoding="utf-8")
+    args = ["--tokens", "300", "--threads", "1"]
+    report = run_bench("dtypes.py", *args, out=tmp_path / "BENCH.md")
     assert "## Dtypes" in report and "<!-- dtypes:tiny -->" in report
     assert "| float32 | 100.0% |" in report  # the reference agrees with itself
     rows = {
