@@ -37,6 +37,21 @@ def test_int8_layer_matches_the_float_layer_on_both_paths(rows):
     assert relative < 0.02, relative
 
 
+def test_any_input_dtype_comes_back_in_that_dtype():
+    """Some models run their output head on float32 hidden states; the packed kernel
+    takes no mix of dtypes, so the layer converts."""
+    torch.manual_seed(2)
+    linear = nn.Linear(64, 24)
+    layer = Int8Linear(linear)
+    for dtype in (torch.float32, torch.float16):
+        x = torch.randn(3, 64)
+        with torch.inference_mode():
+            got = layer(x.to(dtype))
+            want = linear(x)
+        assert got.dtype is dtype
+        assert (got.float() - want).abs().max() / want.abs().max() < 0.02
+
+
 def test_rows_do_not_depend_on_their_batch():
     """A row's result is the same alone or among others: no activation quantization,
     so prefix reuse does not see different numbers for the same tokens."""

@@ -51,14 +51,16 @@ class Int8Linear(nn.Module):
         self.bias = None if bias is None else nn.Parameter(bias.detach().to(dtype), False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, self.in_features)
+        # In the layer's own dtype (the kernel takes no mix), out in the caller's, as
+        # nn.Linear would: some models run their head on float32 hidden states.
+        rows = x.reshape(-1, self.in_features).to(self.scale.dtype)
         if rows.shape[0] <= PACKED_ROWS:
             out = torch._weight_int8pack_mm(rows.contiguous(), self.qweight, self.scale)
         else:
             out = rows @ (self.qweight.to(rows.dtype) * self.scale[:, None]).t()
         if self.bias is not None:
             out = out + self.bias
-        return out.reshape(*x.shape[:-1], self.out_features)
+        return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, int8"
