@@ -6,7 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from mmlsp.engine.quantize import PACKED_ROWS, Int8Linear, quantize_linears, quantize_rows
+from mmlsp.engine.quantize import (
+    PACKED_ROWS,
+    QUANTIZE_ROWS,
+    Int8Linear,
+    quantize_linears,
+    quantize_rows,
+)
 
 
 def test_rows_round_to_the_nearest_step_of_their_own_scale():
@@ -17,6 +23,12 @@ def test_rows_round_to_the_nearest_step_of_their_own_scale():
     assert q.abs().amax(dim=1).tolist() == [127] * 48  # each row uses its whole range
     error = (q.float() * scale[:, None] - weight).abs()
     assert (error <= scale[:, None] / 2 + 1e-7).all()
+    big = torch.randn(3 * QUANTIZE_ROWS // 2, 16)  # more rows than one block
+    before = big.clone()
+    big_q, big_scale = quantize_rows(big)
+    assert torch.equal(big, before)  # a float32 weight is left alone (it may be tied)
+    step = (big_q.float() * big_scale[:, None] - big).abs().amax(dim=1)
+    assert (step <= big_scale / 2 + 1e-7).all() and big_q.abs().amax(dim=1).eq(127).all()
     zero_q, zero_scale = quantize_rows(torch.zeros(2, 16))  # no division by zero
     assert not zero_q.any() and torch.isfinite(zero_scale).all()
 

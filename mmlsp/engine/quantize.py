@@ -30,12 +30,23 @@ PACKED_BLOCK = 16
 QMAX = 127
 
 
+# Rows quantized at a time: float32 temporaries of a whole output head would take
+# gigabytes for a 7B model's.
+QUANTIZE_ROWS = 8192
+
+
 def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``weight`` [out, in] as int8 rows and one float32 scale per row, weight ≈ q * scale."""
-    w = weight.detach().float()
-    scale = (w.abs().amax(dim=1) / QMAX).clamp(min=torch.finfo(torch.float32).tiny)
-    q = torch.round(w / scale[:, None]).clamp(-QMAX, QMAX).to(torch.int8)
-    return q.contiguous(), scale
+    weight = weight.detach()
+    q = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)
+    scale = torch.empty(weight.shape[0], dtype=torch.float32, device=weight.device)
+    for at in range(0, weight.shape[0], QUANTIZE_ROWS):
+        # A copy even from float32: the weight may be a tied embedding that stays.
+        w = weight[at : at + QUANTIZE_ROWS].to(torch.float32, copy=True)
+        s = (w.abs().amax(dim=1) / QMAX).clamp(min=torch.finfo(torch.float32).tiny)
+        q[at : at + QUANTIZE_ROWS] = w.div_(s[:, None]).round_().clamp_(-QMAX, QMAX)
+        scale[at : at + QUANTIZE_ROWS] = s
+    return q, scale
 
 
 class Int8Linear(nn.Module):
