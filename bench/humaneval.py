@@ -51,7 +51,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.report import hardware, put_block  # noqa: E402
-from mmlsp.config import Settings, default_cache_dir  # noqa: E402
+from mmlsp.config import DTYPES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.engine import Engine, EngineHost, GenerationRequest, LoadSpec  # noqa: E402
 from mmlsp.features.completion import generate_completion  # noqa: E402
 from mmlsp.prompts import build_prompt  # noqa: E402
@@ -362,6 +362,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="builtin:gemma-3-270m", help="any --model value, or 'tiny'")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="auto", choices=DTYPES, help="the engine's dtype")
     p.add_argument("--mode", choices=("single", "multi", "both"), default="both")
     p.add_argument("--limit", type=int, default=20, help="problems (0: all 164)")
     p.add_argument("--holes", type=int, default=2, help="holes per problem and kind (0: all)")
@@ -390,7 +391,9 @@ def load_engine(args: argparse.Namespace) -> tuple[Engine, str]:
 
         args.model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-"))))
         label = "tiny test model (2 layers, random weights)"
-    engine = LocalEngine(args.model, device=args.device, cache_dir=Path(args.cache_dir))
+    engine = LocalEngine(
+        args.model, device=args.device, cache_dir=Path(args.cache_dir), dtype=args.dtype
+    )
     return engine, label
 
 
