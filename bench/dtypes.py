@@ -23,7 +23,6 @@ import importlib
 import inspect
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench.report import hardware, put_block  # noqa: E402
+from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
 from mmlsp.config import DTYPES, default_cache_dir  # noqa: E402
 from mmlsp.engine.loading import resolve  # noqa: E402
 from mmlsp.engine.local import LocalEngine  # noqa: E402
@@ -132,12 +131,7 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    model, label = args.model, args.model
-    if model == "tiny":
-        from tests.tiny_model import build_tiny_model
-
-        model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-"))))
-        label = "tiny test model (2 layers, random weights)"
+    model, label = bench_model(args.model)
     resolve(model)  # a clear error before any loading
     rows, fed = measure(model, args.dtypes, args.tokens, args.cache_dir)
     command = "python bench/dtypes.py " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -147,8 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(body)
     if not args.no_write:
-        slug = "tiny" if args.model == "tiny" else args.model.replace("/", "-").replace(":", "-")
-        put_block(args.out, HEADING, "dtypes", slug, body, INTRO)
+        put_block(args.out, HEADING, "dtypes", slug(args.model), body, INTRO)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,6 @@ import random
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from bench.report import hardware, put_block  # noqa: E402
+from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
 from mmlsp.config import DTYPES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.engine import Engine, EngineHost, GenerationRequest, LoadSpec  # noqa: E402
 from mmlsp.features.completion import generate_completion  # noqa: E402
@@ -385,12 +384,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def load_engine(args: argparse.Namespace) -> tuple[Engine, str]:
     from mmlsp.engine.local import LocalEngine
 
-    label = args.model
-    if args.model == "tiny":
-        from tests.tiny_model import build_tiny_model
-
-        args.model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-"))))
-        label = "tiny test model (2 layers, random weights)"
+    args.model, label = bench_model(args.model)
     engine = LocalEngine(
         args.model, device=args.device, cache_dir=Path(args.cache_dir), dtype=args.dtype
     )
@@ -439,8 +433,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     )
     print(body)
     if not args.no_write:
-        slug = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")
-        write_block(args.out, slug, body)
+        write_block(args.out, slug(label), body)
     return rows
 
 

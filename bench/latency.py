@@ -30,7 +30,6 @@ import ast
 import asyncio
 import json
 import os
-import re
 import statistics
 import sys
 import sysconfig
@@ -47,7 +46,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from lsprotocol import types  # noqa: E402
 
-from bench.report import hardware, put_block  # noqa: E402
+from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
 from mmlsp.config import DECODE_MODES, DTYPES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
 from mmlsp.features.completion import generate_completion, prepare_prompt  # noqa: E402
@@ -710,10 +709,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     if args.model == "tiny":
-        from tests.tiny_model import build_tiny_model
-
-        args.model = str(build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-"))))
-        label = "tiny test model (2 layers, random weights)"
+        args.model, label = bench_model(args.model)
     args.cache_dir = default_cache_dir()
     path = Path(args.file) if Path(args.file).is_file() else stdlib(args.file)
     script = make_script(path, args.function, args.chars)
@@ -731,8 +727,8 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
     label += "".join(f", {v}" for v in variant)
     # The tiny model's sections keep short names: "tiny", "tiny-compiled"...
     named = " ".join(["tiny", *(v.split()[0] for v in variant)]) if "tiny" in label else label
-    slug = re.sub(r"[^a-z0-9]+", "-", named.lower()).strip("-")
-    png = args.plot or ROOT / "bench" / f"latency_cdf_{slug}.png"
+    name = slug(named)
+    png = args.plot or ROOT / "bench" / f"latency_cdf_{name}.png"
     # --no-write leaves the repository's files alone; an explicit --plot is still drawn.
     drawn = not args.no_write or args.plot is not None
     plotted = drawn and plot(on, off, png, f"{label}: {path.name}:{script.function}")
@@ -750,12 +746,12 @@ async def run_benchmark(args: argparse.Namespace, label: str) -> None:
         body += f"\n![latency CDF]({shown.as_posix()})\n"
     print(body)
     if not args.no_write:
-        write_model_section(args.out, slug, body)
+        write_model_section(args.out, name, body)
 
 
-def write_model_section(path: Path, slug: str, body: str) -> None:
+def write_model_section(path: Path, name: str, body: str) -> None:
     """Keep one block per model inside "## Latency", between marker comments."""
-    put_block(path, "## Latency", "latency", slug, body, LATENCY_INTRO)
+    put_block(path, "## Latency", "latency", name, body, LATENCY_INTRO)
 
 
 LATENCY_INTRO = """Produced by `python bench/latency.py` (see README, "Benchmarks"). The replay

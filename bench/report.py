@@ -1,4 +1,5 @@
-"""Writing benchmark results into BENCHMARKS.md, and naming the hardware they ran on.
+"""Writing benchmark results into BENCHMARKS.md, naming the hardware and the model they
+ran on.
 
 Each benchmark owns one ``## `` section. ``replace_section`` rewrites a whole
 section (or appends it); ``put_block`` keeps one block per model or run inside a
@@ -10,7 +11,25 @@ from __future__ import annotations
 import os
 import platform
 import re
+import tempfile
 from pathlib import Path
+
+TINY_LABEL = "tiny test model (2 layers, random weights)"
+
+
+def bench_model(model: str) -> tuple[str, str]:
+    """The ``--model`` value to load and the label to report for a bench's ``--model``:
+    "tiny" builds the test model in a temporary directory."""
+    if model != "tiny":
+        return model, model
+    from tests.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-")))), TINY_LABEL
+
+
+def slug(text: str) -> str:
+    """``text`` as a block marker or file name: lower-case letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def replace_section(path: Path, heading: str, body: str) -> None:
