@@ -279,10 +279,10 @@ class LocalEngine(Engine):
 
     def _quantize(self) -> None:
         """Make the weights int8 (dtype "int8"), once."""
+        if not self._int8_pending or self.model is None:
+            return  # every request passes here: nothing more than the check
         from mmlsp.engine.quantize import native_bfloat16, quantize_linears
 
-        if not self._int8_pending or self.model is None:
-            return
         self._int8_pending = False
         if not native_bfloat16():
             log.warning("this CPU has no native bfloat16: dtype int8 may be slower than float32")
