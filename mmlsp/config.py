@@ -60,11 +60,13 @@ class Settings:
     review_on_save: str = "auto"
     # Latency (issue 4): keep each document's prompt KV cache and prefill only the
     # changed tail; answer typed-ahead text from recent suggestions; wait at most this
-    # long before a model call while the user types fast; prompt-lookup draft length.
+    # long before a model call while the user types fast; prompt-lookup draft length;
+    # draft length from the document's last generation (needs kv_reuse).
     kv_reuse: bool = True
     typeahead: bool = True
     debounce_max_ms: int = 200
     prompt_lookup_tokens: int = 0
+    reuse_draft_tokens: int = 8
     # "compiled": a static KV cache and a torch.compile'd decode step (CUDA graphs on a
     # GPU); "static": the static cache alone; "dynamic": a growing cache; "auto":
     # compiled on CUDA where the model allows it, dynamic on the CPU.
@@ -134,6 +136,7 @@ _RANGES: dict[str, tuple[int, int]] = {
     "maxFileBytes": (1000, 1_000_000_000),
     "debounceMaxMs": (0, 5_000),
     "promptLookupTokens": (0, 64),
+    "reuseDraftTokens": (0, 64),
     "crossFileTokens": (0, 8192),
     "requestTimeoutMs": (100, 600_000),
     "maxConcurrentRequests": (1, 64),

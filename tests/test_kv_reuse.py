@@ -13,7 +13,7 @@ from mmlsp.engine import GenerationRequest
 from mmlsp.engine.base import EngineError
 from mmlsp.engine.kvcache import PrefixCache, common_prefix
 from mmlsp.engine.local import LocalEngine
-from mmlsp.engine.lookup import accepted, ngram_draft
+from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
 from mmlsp.prompts import QWEN
 
 SOURCE = '''import os
@@ -49,8 +49,11 @@ def fim(text: str, cursor: int) -> str:
     return QWEN.render(text[:cursor], text[cursor:])
 
 
-def run(engine, prompt: str, key: str | None, lookup: int = 0, n: int = 16):
-    return engine.generate(GenerationRequest(prompt, n, cache_key=key, prompt_lookup=lookup))
+def run(engine, prompt: str, key: str | None, lookup: int = 0, n: int = 16, reuse_draft: int = 0):
+    request = GenerationRequest(
+        prompt, n, cache_key=key, prompt_lookup=lookup, reuse_draft=reuse_draft
+    )
+    return engine.generate(request)
 
 
 def test_own_loop_matches_transformers_generate(engine):
@@ -80,8 +83,9 @@ def _random_edit(rng: random.Random, text: str, cursor: int) -> tuple[str, int]:
     return text, cursor + 6 if at <= cursor else cursor
 
 
+@pytest.mark.parametrize("reuse_draft", [0, 8])
 @pytest.mark.parametrize("seed", range(3))
-def test_reuse_gives_identical_greedy_output(engine, seed):
+def test_reuse_gives_identical_greedy_output(engine, seed, reuse_draft):
     rng = random.Random(seed)
     text, cursor = SOURCE, SOURCE.index("    return total")
     engine.prefix_cache.clear()
@@ -89,7 +93,7 @@ def test_reuse_gives_identical_greedy_output(engine, seed):
     for _ in range(15):
         text, cursor = _random_edit(rng, text, cursor)
         prompt = fim(text, cursor)
-        with_reuse = run(engine, prompt, f"doc{seed}", n=10)
+        with_reuse = run(engine, prompt, f"doc{seed}", n=10, reuse_draft=reuse_draft)
         without = run(engine, prompt, None, n=10)
         assert with_reuse.text == without.text
         assert with_reuse.generated_tokens == without.generated_tokens
@@ -126,7 +130,74 @@ def test_prompt_lookup_gives_identical_greedy_output(engine, lookup):
         assert drafted.accepted_draft_tokens <= drafted.draft_tokens
 
 
-def test_prompt_lookup_with_reuse_and_stops(engine):
+def test_reuse_drafts_verify_the_last_generation_at_once(engine):
+    """Type the first token of a suggestion: the follow-up says the rest again, and
+    reuse drafts verify it in a few forward passes instead of one per token."""
+    tokenize = engine.tokenizer.encode
+    checked = 0
+    for cursor in range(40, len(SOURCE), 7):
+        if checked == 3:
+            break
+        prompt = SOURCE[:cursor]  # a plain prompt: the cursor at its end
+        first = run(engine, prompt, None, n=1).text
+        typed = prompt + first
+        # Only where typing that text gives the same tokens the model saw generating it.
+        ids = tokenize(typed)
+        if ids[:-1] != tokenize(prompt) or engine.tokenizer.decode(ids[-1:]) != first:
+            continue
+        engine.prefix_cache.clear()
+        shown = run(engine, prompt, "doc", n=14)
+        plain = run(engine, typed, None, n=12)
+        drafted = run(engine, typed, "doc", n=12, reuse_draft=8)
+        assert shown.text.startswith(first) and shown.generated_tokens == 14
+        assert drafted.text == plain.text and drafted.generated_tokens == plain.generated_tokens
+        assert plain.text == shown.text[len(first) :][: len(plain.text)]
+        # Every draft token was right: after the prefill's token, the 11 others took
+        # two forward passes (8 drafted + the model's next, then 1 + 1), not 11.
+        assert drafted.draft_tokens == drafted.accepted_draft_tokens == 9
+        assert drafted.generated_tokens - 1 - drafted.accepted_draft_tokens == 2
+        checked += 1
+    assert checked == 3
+
+
+def test_reuse_drafts_off_and_without_reuse(engine):
+    prompt = SOURCE[: SOURCE.index("total += 1")]
+    engine.prefix_cache.clear()
+    run(engine, prompt, "doc", n=12)
+    again = run(engine, prompt + " ", "doc", n=12, reuse_draft=0)
+    assert again.draft_tokens == 0  # off: decoded token by token
+    run(engine, prompt, "doc", n=12)
+    no_key = run(engine, prompt + " ", None, n=12, reuse_draft=8)
+    assert no_key.draft_tokens == 0  # no cache key: nothing to draft from
+
+
+def test_continuation_draft():
+    previous = [7, 1, 2, 3, 4, 1, 2, 5]
+    # Longest n-gram first, earliest match at or after ``start``.
+    assert continuation_draft(previous, [9, 1, 2], 3) == ([3, 4, 1], 3)
+    assert continuation_draft(previous, [4, 1, 2], 3) == ([5], 7)
+    assert continuation_draft(previous, [9, 9, 2], 2, start=3) == ([5], 7)
+    assert continuation_draft(previous, [9, 9, 5], 2) == ([], 0)  # nothing follows
+    assert continuation_draft(previous, [8], 2, start=4) == ([], 4)
+    assert continuation_draft(previous, [1], 0) == ([], 0)
+    assert continuation_draft([], [1], 4) == ([], 0)
+
+
+def test_prefix_cache_hands_on_the_tokens_it_drops(engine):
+    cache = PrefixCache()
+    prompt = engine.tokenizer.encode(SOURCE)
+    half = len(prompt) // 2
+    with torch.inference_mode():
+        _, kv = engine.forward(prompt, engine.fresh_cache(), 1)
+    cache.put("doc", prompt, kv)
+    reuse = cache.take("doc", [*prompt[:half], -1])
+    assert reuse.reused == half and reuse.previous == prompt[half:]
+    cache.put("doc", prompt[:half], reuse.cache)
+    assert cache.take("doc", [*prompt[:half], -1]).previous == []
+
+
+@pytest.mark.parametrize("reuse_draft", [0, 4])
+def test_prompt_lookup_with_reuse_and_stops(engine, reuse_draft):
     prompt = fim(SOURCE, SOURCE.index("total += 1"))
     full = run(engine, prompt, None, n=24)
     assert len(full.text) > 3
@@ -135,7 +206,9 @@ def test_prompt_lookup_with_reuse_and_stops(engine):
         return 3 if len(text) >= 4 else None
 
     for lookup in (0, 4):
-        request = GenerationRequest(prompt, 24, stop_at=stop, cache_key="s", prompt_lookup=lookup)
+        request = GenerationRequest(
+            prompt, 24, stop_at=stop, cache_key="s", prompt_lookup=lookup, reuse_draft=reuse_draft
+        )
         result = engine.generate(request)
         assert result.finish_reason == "stop" and result.text == full.text[:3]
 
@@ -220,7 +293,9 @@ def compiled_engine(tiny_model_dir, tmp_path_factory):
     engine.close()
 
 
-def _same_as_dynamic(engine, other, seed: int, steps: int, lookup: int = 0) -> int:
+def _same_as_dynamic(
+    engine, other, seed: int, steps: int, lookup: int = 0, reuse_draft: int = 0
+) -> int:
     """Replay random edits on both engines (with reuse); return the tokens reused."""
     rng = random.Random(seed)
     text, cursor = SOURCE, SOURCE.index("    return total")
@@ -228,7 +303,7 @@ def _same_as_dynamic(engine, other, seed: int, steps: int, lookup: int = 0) -> i
     for _ in range(steps):
         text, cursor = _random_edit(rng, text, cursor)
         prompt = fim(text, cursor)
-        got = run(other, prompt, "doc", lookup=lookup, n=12)
+        got = run(other, prompt, "doc", lookup=lookup, n=12, reuse_draft=reuse_draft)
         want = run(engine, prompt, None, n=12)
         assert (got.text, got.generated_tokens, got.finish_reason) == (
             want.text,
@@ -240,10 +315,12 @@ def _same_as_dynamic(engine, other, seed: int, steps: int, lookup: int = 0) -> i
     return reused
 
 
-@pytest.mark.parametrize(("seed", "lookup"), [(0, 0), (1, 0), (2, 3)])
-def test_static_cache_gives_identical_greedy_output(engine, static_engine, seed, lookup):
+@pytest.mark.parametrize(("seed", "lookup", "reuse_draft"), [(0, 0, 0), (1, 0, 8), (2, 3, 8)])
+def test_static_cache_gives_identical_greedy_output(
+    engine, static_engine, seed, lookup, reuse_draft
+):
     assert static_engine.info.decode == "static"
-    assert _same_as_dynamic(engine, static_engine, seed, 12, lookup) > 0
+    assert _same_as_dynamic(engine, static_engine, seed, 12, lookup, reuse_draft) > 0
 
 
 def test_static_cache_is_one_cache_reused_across_documents(static_engine):
@@ -275,7 +352,7 @@ def test_prompt_longer_than_the_static_cache_decodes_on_a_dynamic_one(
 def test_compiled_decode_step_gives_identical_greedy_output(engine, compiled_engine):
     assert compiled_engine.info.decode == "compiled"  # compiled, not fallen back to eager
     assert _same_as_dynamic(engine, compiled_engine, 3, 8) > 0
-    assert _same_as_dynamic(engine, compiled_engine, 4, 4, lookup=3) >= 0
+    assert _same_as_dynamic(engine, compiled_engine, 4, 4, lookup=3, reuse_draft=8) >= 0
 
 
 def test_decode_mode_choice():

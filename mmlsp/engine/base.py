@@ -39,6 +39,9 @@ class GenerationRequest:
     cache_key: str | None = None
     # Prompt-lookup draft length per step (0: off); verified, so greedy output holds.
     prompt_lookup: int = 0
+    # Draft length per step from the tokens the last request under ``cache_key``
+    # generated (0: off); verified like prompt lookup, so greedy output holds.
+    reuse_draft: int = 0
 
     def interrupted(self) -> FinishReason | None:
         if self.cancel.is_set():
@@ -58,7 +61,7 @@ class GenerationResult:
     # Prompt tokens whose KV came from a kept cache, and those run through the model.
     reused_tokens: int = 0
     prefilled_tokens: int = 0
-    # Prompt-lookup draft tokens proposed, and those the model confirmed.
+    # Draft tokens proposed (prompt lookup and reuse drafts), and those confirmed.
     draft_tokens: int = 0
     accepted_draft_tokens: int = 0
 

@@ -3,9 +3,10 @@
 This module owns ``PrefixCache``: the attention key/value cache of the last prompt
 (plus the tokens generated after it) per cache key (the document URI), in a small
 LRU bounded by entry count and bytes. ``take`` hands out the cache cropped to the
-longest common token prefix with the new prompt; the engine prefills the rest and
-gives the cache back with ``put``. An entry is owned by one generation at a time
-(``take`` removes it), so the single generation thread never shares a cache.
+longest common token prefix with the new prompt, with the tokens the crop dropped
+(a draft source); the engine prefills the rest and gives the cache back with
+``put``. An entry is owned by one generation at a time (``take`` removes it), so the
+single generation thread never shares a cache.
 
 Only caches whose every layer is a plain ``DynamicLayer`` or ``StaticLayer`` are
 kept: those crop exactly (``crop``); sliding-window or recurrent layers cannot be
@@ -19,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 DEFAULT_MAX_ENTRIES = 4
@@ -87,6 +88,9 @@ class _Entry:
 class Reuse:
     cache: Any | None  # None: start with a fresh cache
     reused: int  # leading prompt tokens already in ``cache``
+    # The cached tokens after the shared prefix, which the crop dropped (mostly the
+    # last request's generation): a draft source for this one (lookup.py).
+    previous: list[int] = field(default_factory=list)
 
 
 class PrefixCache:
@@ -123,9 +127,10 @@ class PrefixCache:
         keep = min(common_prefix(entry.tokens, ids), len(ids) - 1)
         if keep <= 0:
             return Reuse(None, 0)
-        if keep < len(entry.tokens):
+        previous = entry.tokens[keep:]
+        if previous:
             crop(entry.cache, keep)
-        return Reuse(entry.cache, keep)
+        return Reuse(entry.cache, keep, previous)
 
     def put(self, key: str, tokens: Sequence[int], cache: Any) -> None:
         """Keep ``cache`` (holding exactly ``tokens``) for ``key``, evicting the oldest."""

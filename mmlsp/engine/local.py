@@ -3,8 +3,8 @@
 Runs on CUDA when there is one (bf16, or fp16 on older GPUs, SDPA attention) and
 otherwise on the CPU in fp32. Generation is our own greedy loop over ``model(...)``:
 it keeps each document's KV cache (``kvcache.PrefixCache``) and prefills only the
-tokens after the prefix shared with the last prompt, verifies prompt-lookup drafts
-when asked (``lookup.py``), and applies the caller's streaming stops, cancellation
+tokens after the prefix shared with the last prompt, verifies drafts (``lookup.py``:
+the document's last generation, and prompt lookup when asked), and applies the caller's streaming stops, cancellation
 and deadline after every token, so superseded work ends at the next token.
 
 Decode modes (``DECODE_MODES``): "dynamic" grows a ``DynamicCache`` per document;
@@ -43,7 +43,7 @@ from mmlsp.engine.loading import (
     out_of_memory_message,
     resolve,
 )
-from mmlsp.engine.lookup import accepted, ngram_draft
+from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
 from mmlsp.positions import scrub_surrogates
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,11 @@ STATIC_KEY = "\0static"
 # Token counts remembered, by text: the windows of a few open documents (~1 MB at most;
 # each keystroke adds its cursor line, so more would only hold stale ones).
 COUNT_CACHE_LINES = 4096
+
+# Reuse drafts look for the newest n-gram in the last this many tokens the cache held
+# after the shared prefix (more: the user went elsewhere, and the end holds what the
+# model generated there).
+PREVIOUS_TOKENS = 512
 
 # Prompt tokens per forward pass while prefilling: cancellation and the deadline are
 # checked between chunks, so a superseded request stops within one chunk.
@@ -151,6 +156,11 @@ class _Run:
             reuse.cache if reuse.cache is not None else engine.fresh_cache(static=static)
         )
         self.fed: list[int] = ids[: reuse.reused]
+        # What the cache held after the shared prefix (mostly the last generation here):
+        # the source of reuse drafts, read from ``previous_at`` on: at first its last
+        # PREVIOUS_TOKENS, then from where the last draft began.
+        self.previous = reuse.previous
+        self.previous_at = max(0, len(self.previous) - PREVIOUS_TOKENS)
         self.generated: list[int] = []
         self.produced = 0  # generated tokens, the EOS included
         self.prefilled = 0
@@ -174,11 +184,32 @@ class _Run:
             self.prefilled += len(chunk)
         return logits[-1]
 
-    def _step(self, draft_len: int) -> list[int]:
+    def _draft(self, last: int) -> list[int]:
+        """Draft tokens to verify after ``last``.
+
+        The document's last generation first: after a keystroke the model mostly
+        writes much of it again (the rest of a name, the same call's tail), and would
+        otherwise decode it token by token. Prompt lookup when that has nothing.
+        """
+        request = self.request
+        budget = request.max_new_tokens - len(self.generated) - 1
+        if request.reuse_draft and self.previous:
+            draft, self.previous_at = continuation_draft(
+                self.previous,
+                [*self.fed[-2:], last],
+                min(request.reuse_draft, budget),
+                self.previous_at,
+            )
+            if draft:
+                return draft
+        if request.prompt_lookup:
+            return ngram_draft([*self.fed, last], min(request.prompt_lookup, budget))
+        return []
+
+    def _step(self) -> list[int]:
         """Feed the newest token (plus a draft); the greedy tokens that follow."""
         last = self.generated[-1]
-        budget = self.request.max_new_tokens - len(self.generated) - 1
-        draft = ngram_draft(self.fed + [last], min(draft_len, budget)) if draft_len else []
+        draft = self._draft(last)
         logits = self._feed([last, *draft], len(draft) + 1)
         greedy = self.engine._torch.argmax(logits, dim=-1).tolist()
         if not draft:
@@ -211,7 +242,7 @@ class _Run:
                     return text, "length"
                 if (reason := request.interrupted()) is not None:
                     return text, reason
-            pending = self._step(request.prompt_lookup)
+            pending = self._step()
 
 
 class LocalEngine(Engine):

@@ -1,7 +1,12 @@
-"""Prompt-lookup drafts: guess the next tokens by finding the current n-gram earlier.
+"""Drafts: guess the next tokens by finding the newest n-gram somewhere else.
 
-Code repeats itself (names, call patterns, the suffix the cursor is heading into), so
-the tokens that followed the last occurrence of the newest n-gram are a cheap draft.
+Two sources. Prompt lookup (``ngram_draft``): code repeats itself (names, call
+patterns, the suffix the cursor is heading into), so the tokens that followed the
+last earlier occurrence of the newest n-gram are a cheap draft. Reuse drafts
+(``continuation_draft``): the tokens the document's previous request generated.
+After one typed character the model mostly says again what it said a keystroke ago,
+and without a draft it would decode that again token by token.
+
 The engine verifies a draft in one forward pass and keeps only the tokens greedy
 decoding would have produced, so a draft changes speed, not the greedy choice.
 Pure functions over token ids.
@@ -34,6 +39,27 @@ def ngram_draft(
                 if draft:
                     return draft
     return []
+
+
+def continuation_draft(
+    previous: Sequence[int], tokens: Sequence[int], num: int, start: int = 0, max_ngram: int = 3
+) -> tuple[list[int], int]:
+    """Up to ``num`` tokens that followed the final n-gram of ``tokens`` in ``previous``.
+
+    ``previous`` is read forward: the earliest match whose n-gram ends at or after
+    ``start`` wins (it follows the part already drafted), longer n-grams first.
+    Returns the draft and the index in ``previous`` where it begins (``start`` when
+    there is no draft), so the caller can go on from there.
+    """
+    if num <= 0 or not tokens:
+        return [], start
+    for n in range(min(max_ngram, len(tokens)), 0, -1):
+        tail = list(tokens[-n:])
+        last = tail[-1]
+        for i in range(max(start, n - 1), len(previous) - 1):
+            if previous[i] == last and list(previous[i - n + 1 : i + 1]) == tail:
+                return list(previous[i + 1 : i + 1 + num]), i + 1
+    return [], start
 
 
 def accepted(draft: Sequence[int], greedy: Sequence[int]) -> int:

@@ -168,6 +168,7 @@ async def generate_completion(
         deadline=time.monotonic() + settings.time_budget_ms / 1000,
         cache_key=cache_key if settings.kv_reuse else None,
         prompt_lookup=settings.prompt_lookup_tokens,
+        reuse_draft=settings.reuse_draft_tokens,
     )
     if cancel is not None:
         request.cancel = cancel
