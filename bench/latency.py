@@ -274,6 +274,12 @@ class Direct:
     cold_ms: list[float] = field(default_factory=list)
     follow_ms: list[float] = field(default_factory=list)  # one char typed, reuse on
     follow_off_ms: list[float] = field(default_factory=list)  # one char typed, reuse off
+    # The cold call and the follow-up again, reuse on but reuse drafts off.
+    cold_nodraft_ms: list[float] = field(default_factory=list)
+    follow_nodraft_ms: list[float] = field(default_factory=list)
+    follow_same: int = 0  # follow-ups whose text is the same with reuse drafts on and off
+    follow_drafted: int = 0  # reuse-draft tokens proposed in the follow-ups, and accepted
+    follow_accepted: int = 0
     cold_first_ms: list[float] = field(default_factory=list)  # first token only (prefill)
     follow_first_ms: list[float] = field(default_factory=list)
     cold_prefill: list[int] = field(default_factory=list)
@@ -334,17 +340,26 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         text0 = script.start + body[:at] + script.end
         off0 = len(script.start) + at
         text1 = script.start + body[: at + 1] + script.end
-        for opts, cold_list, follow_list in ((settings, out.cold_ms, out.follow_ms),):
+        followed = []
+        for opts, cold_list, follow_list in (
+            (settings, out.cold_ms, out.follow_ms),
+            (replace(settings, reuse_draft_tokens=0), out.cold_nodraft_ms, out.follow_nodraft_ms),
+        ):
             clear_cache(engine)
             t = time.perf_counter()
             _, r0 = await generate_completion(text0, off0, opts, host, cache_key="d")
             cold_list.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            _, r1 = await generate_completion(text1, off0 + 1, opts, host, cache_key="d")
+            got, r1 = await generate_completion(text1, off0 + 1, opts, host, cache_key="d")
             follow_list.append((time.perf_counter() - t) * 1000)
-            out.cold_prefill.append(r0.prefilled_tokens)
-            out.follow_prefill.append(r1.prefilled_tokens)
-            out.follow_generated.append(r1.generated_tokens)
+            followed.append((got, r0, r1))
+        (got, r0, r1), (got_nodraft, *_) = followed
+        out.cold_prefill.append(r0.prefilled_tokens)
+        out.follow_prefill.append(r1.prefilled_tokens)
+        out.follow_generated.append(r1.generated_tokens)
+        out.follow_same += got == got_nodraft
+        out.follow_drafted += r1.draft_tokens
+        out.follow_accepted += r1.accepted_draft_tokens
         t = time.perf_counter()
         await generate_completion(text1, off0 + 1, settings, host)
         out.follow_off_ms.append((time.perf_counter() - t) * 1000)
@@ -523,6 +538,15 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
             f"{follow:.0f}",
             f"{follow_off:.0f}",
             f"ratio {follow / follow_off:.2f} (target ≤ 0.3)",
+        ),
+        (
+            "direct: after one typed char, reuse drafts on vs off (ms)",
+            f"{follow:.0f}",
+            f"{med(d.follow_nodraft_ms):.0f}",
+            f"ratio {follow / med(d.follow_nodraft_ms):.2f}, identical "
+            f"{d.follow_same}/{len(d.follow_ms)}, accepted {d.follow_accepted}/"
+            f"{d.follow_drafted}; drafts off, follow-up vs cold "
+            f"{med(d.follow_nodraft_ms) / med(d.cold_nodraft_ms):.2f}",
         ),
         (
             "direct: first token only, cold → follow-up (ms)",

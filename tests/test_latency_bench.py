@@ -3,6 +3,7 @@ every measure."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,7 @@ def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
         "keystrokes served without a model call",
         "prompt tokens prefilled per model call (median)",
         "reuse on vs the same prompt cold",
+        "reuse drafts on vs off",
         "LSP request vs direct engine call",
         "prompt lookup, 2 draft tokens",
         "decode per token after the first (ms)",
@@ -43,7 +45,9 @@ def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
         assert row in report
     # Both replays answered keystrokes through the real server.
     assert "keystrokes answered with a suggestion | 0/" not in report
-    assert "identical 1/1" in report  # prompt lookup left greedy output unchanged
+    # Prompt lookup and reuse drafts left greedy output unchanged.
+    assert re.search(r"prompt lookup, 2 draft tokens \|[^\n]*identical 1/1", report)
+    assert re.search(r"reuse drafts on vs off[^\n]*identical 1/1", report)
     # The overhead row compares the same request: same outcome, prompt and new tokens.
     assert "NOT the same work" not in report
 
