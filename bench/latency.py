@@ -274,8 +274,7 @@ class Direct:
     cold_ms: list[float] = field(default_factory=list)
     follow_ms: list[float] = field(default_factory=list)  # one char typed, reuse on
     follow_off_ms: list[float] = field(default_factory=list)  # one char typed, reuse off
-    # The cold call and the follow-up again, reuse on but reuse drafts off.
-    cold_nodraft_ms: list[float] = field(default_factory=list)
+    # The follow-up again (after its cold call), reuse on but reuse drafts off.
     follow_nodraft_ms: list[float] = field(default_factory=list)
     follow_same: int = 0  # follow-ups whose text is the same with reuse drafts on and off
     follow_drafted: int = 0  # reuse-draft tokens proposed in the follow-ups, and accepted
@@ -343,7 +342,7 @@ async def direct(args: argparse.Namespace, script: Script) -> Direct:
         followed = []
         for opts, cold_list, follow_list in (
             (settings, out.cold_ms, out.follow_ms),
-            (replace(settings, reuse_draft_tokens=0), out.cold_nodraft_ms, out.follow_nodraft_ms),
+            (replace(settings, reuse_draft_tokens=0), [], out.follow_nodraft_ms),
         ):
             clear_cache(engine)
             t = time.perf_counter()
@@ -545,8 +544,8 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
             f"{med(d.follow_nodraft_ms):.0f}",
             f"ratio {follow / med(d.follow_nodraft_ms):.2f}, identical "
             f"{d.follow_same}/{len(d.follow_ms)}, accepted {d.follow_accepted}/"
-            f"{d.follow_drafted}; drafts off, follow-up vs cold "
-            f"{med(d.follow_nodraft_ms) / med(d.cold_nodraft_ms):.2f}",
+            f"{d.follow_drafted}; drafts off, ratio to the same prompt cold "
+            f"{med(d.follow_nodraft_ms) / follow_off:.2f}",
         ),
         (
             "direct: first token only, cold → follow-up (ms)",
