@@ -4,8 +4,9 @@ Runs on CUDA when there is one (bf16, or fp16 on older GPUs, SDPA attention) and
 otherwise on the CPU in fp32. Generation is our own greedy loop over ``model(...)``:
 it keeps each document's KV cache (``kvcache.PrefixCache``) and prefills only the
 tokens after the prefix shared with the last prompt, verifies drafts (``lookup.py``:
-the document's last generation, and prompt lookup when asked), and applies the caller's streaming stops, cancellation
-and deadline after every token, so superseded work ends at the next token.
+the document's last generation, and prompt lookup when asked), and applies the
+caller's streaming stops, cancellation and deadline after every token, so
+superseded work ends at the next token.
 
 Decode modes (``DECODE_MODES``): "dynamic" grows a ``DynamicCache`` per document;
 "static" keeps one preallocated ``StaticCache`` for the engine, so every decode step
