@@ -17,6 +17,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def _match_end(seq: Sequence[int], tail: list[int], ends: range) -> int | None:
+    """The first index in ``ends`` at which ``tail`` ends in ``seq``, else None."""
+    last, n = tail[-1], len(tail)
+    for i in ends:
+        if seq[i] == last and list(seq[i - n + 1 : i + 1]) == tail:
+            return i
+    return None
+
+
 def ngram_draft(
     tokens: Sequence[int], num: int, max_ngram: int = 3, min_ngram: int = 1
 ) -> list[int]:
@@ -30,14 +39,10 @@ def ngram_draft(
     seq = list(tokens)
     end = len(seq)
     for n in range(min(max_ngram, end - 1), min_ngram - 1, -1):
-        tail = seq[end - n :]
-        last = tail[-1]
-        # Scan right to left for the n-gram ending at position i (excluding the tail itself).
-        for i in range(end - 2, n - 2, -1):
-            if seq[i] == last and seq[i - n + 1 : i + 1] == tail:
-                draft = seq[i + 1 : i + 1 + num]
-                if draft:
-                    return draft
+        # Right to left, excluding the tail itself: at least one token follows a match.
+        i = _match_end(seq, seq[end - n :], range(end - 2, n - 2, -1))
+        if i is not None:
+            return seq[i + 1 : i + 1 + num]
     return []
 
 
@@ -54,11 +59,9 @@ def continuation_draft(
     if num <= 0 or not tokens:
         return [], start
     for n in range(min(max_ngram, len(tokens)), 0, -1):
-        tail = list(tokens[-n:])
-        last = tail[-1]
-        for i in range(max(start, n - 1), len(previous) - 1):
-            if previous[i] == last and list(previous[i - n + 1 : i + 1]) == tail:
-                return list(previous[i + 1 : i + 1 + num]), i + 1
+        i = _match_end(previous, list(tokens[-n:]), range(max(start, n - 1), len(previous) - 1))
+        if i is not None:
+            return list(previous[i + 1 : i + 1 + num]), i + 1
     return [], start
 
 
