@@ -645,7 +645,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--decode-mode",
         default="auto",
         choices=DECODE_MODES,
-        help="the engine's decodeMode (compiled: static cache + torch.compile'd step)",
+        help="the engine's decodeMode (compiled: a torch.compile'd decode step)",
     )
     p.add_argument("--dtype", default="auto", choices=DTYPES, help="the engine's dtype")
     p.add_argument("--file", default=DEFAULT_FILE, help="stdlib module or a path")

@@ -51,8 +51,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--decode-mode",
         choices=DECODE_MODES,
         default=s,
-        help="compiled: static KV cache + torch.compile'd decode step (CUDA graphs on a GPU); "
-        "static; dynamic; auto (default): compiled on CUDA, dynamic on the CPU",
+        help="compiled: torch.compile'd decode step (static KV cache + CUDA graphs on a GPU, "
+        "dynamic shapes on the CPU); static; dynamic; "
+        "auto (default): compiled on CUDA, dynamic on the CPU",
     )
     parser.add_argument(
         "--dtype",

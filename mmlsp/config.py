@@ -67,9 +67,10 @@ class Settings:
     debounce_max_ms: int = 200
     prompt_lookup_tokens: int = 0
     reuse_draft_tokens: int = 8
-    # "compiled": a static KV cache and a torch.compile'd decode step (CUDA graphs on a
-    # GPU); "static": the static cache alone; "dynamic": a growing cache; "auto":
-    # compiled on CUDA where the model allows it, dynamic on the CPU.
+    # "compiled": a torch.compile'd decode step (on a GPU over a static KV cache, with
+    # CUDA graphs; on the CPU over the growing caches); "static": the static cache
+    # alone; "dynamic": a growing cache; "auto": compiled on CUDA where the model
+    # allows it, dynamic on the CPU.
     decode_mode: str = "auto"
     # "bfloat16" on a CPU with AMX prefills about 2.2x faster than float32 (BENCHMARKS.md)
     # at the cost of float32's exactness; "auto" keeps float32 on the CPU.

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 import threading
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from mmlsp.engine import GenerationRequest
 from mmlsp.engine.base import EngineError
-from mmlsp.engine.kvcache import PrefixCache, common_prefix
+from mmlsp.engine.kvcache import PrefixCache, common_prefix, seq_length
 from mmlsp.engine.local import LocalEngine
 from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
 from mmlsp.prompts import QWEN
@@ -286,8 +287,23 @@ def static_engine(tiny_model_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compiled_engine(tiny_model_dir, tmp_path_factory):
-    # Compiles the decode step with inductor on the CPU (about 30 s on 2 cores).
+    # The CPU's: the decode step compiled by inductor with dynamic shapes, over the
+    # documents' dynamic caches.
     engine = _engine(tiny_model_dir, tmp_path_factory, "compiled")
+    engine.warm_up()
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def static_compiled_engine(tiny_model_dir, tmp_path_factory):
+    # The GPU's layout (one static cache, every step the same shapes), compiled here by
+    # inductor instead of into CUDA graphs.
+    import mmlsp.engine.local as local
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(local, "compiled_on_static_cache", lambda _device: True)
+        engine = _engine(tiny_model_dir, tmp_path_factory, "compiled")
     engine.warm_up()
     yield engine
     engine.close()
@@ -349,10 +365,39 @@ def test_prompt_longer_than_the_static_cache_decodes_on_a_dynamic_one(
         small.close()
 
 
-def test_compiled_decode_step_gives_identical_greedy_output(engine, compiled_engine):
-    assert compiled_engine.info.decode == "compiled"  # compiled, not fallen back to eager
-    assert _same_as_dynamic(engine, compiled_engine, 3, 8) > 0
-    assert _same_as_dynamic(engine, compiled_engine, 4, 4, lookup=3, reuse_draft=8) >= 0
+def test_static_compiled_decode_step_gives_identical_greedy_output(engine, static_compiled_engine):
+    compiled = static_compiled_engine
+    assert compiled.info.decode == "compiled"  # compiled, not fallen back to eager
+    assert compiled._static is not None
+    assert _same_as_dynamic(engine, compiled, 3, 8) > 0
+    assert _same_as_dynamic(engine, compiled, 4, 4, lookup=3, reuse_draft=8) >= 0
+
+
+def test_cpu_compiled_step_decodes_every_dynamic_cache_with_one_graph(engine, compiled_engine):
+    """On the CPU, "compiled" keeps per-document dynamic caches (prefix reuse, any
+    length) and one graph with symbolic lengths: no recompiling as prompts change."""
+    from torch._dynamo.utils import counters
+    from transformers import DynamicCache
+
+    assert compiled_engine.info.decode == "compiled" and compiled_engine._static is None
+    step, caches, lengths = compiled_engine._decode_step, [], set()
+
+    def counting_step(**kwargs):  # the real compiled step, with its caches noted
+        caches.append(kwargs["past_key_values"])
+        lengths.add(seq_length(kwargs["past_key_values"]))
+        return step(**kwargs)
+
+    graphs = counters["stats"]["unique_graphs"]
+    assert graphs > 0  # the warm-up compiled (counted where this test looks)
+    compiled_engine._decode_step = counting_step
+    try:
+        assert _same_as_dynamic(engine, compiled_engine, 3, 8) > 0
+        assert _same_as_dynamic(engine, compiled_engine, 4, 4, lookup=3, reuse_draft=8) >= 0
+    finally:
+        compiled_engine._decode_step = step
+    assert len(caches) > 20 and all(type(cache) is DynamicCache for cache in caches)
+    assert len(lengths) > 10  # reused caches of many lengths, in one graph
+    assert counters["stats"]["unique_graphs"] == graphs  # warm-up's graph served them all
 
 
 def test_decode_mode_choice():
@@ -368,27 +413,34 @@ def test_decode_mode_choice():
     assert pick_decode_mode("auto", "cuda", sliding) == "dynamic"
     assert pick_decode_mode("static", "cpu", sliding) == "dynamic"
     assert pick_decode_mode("compiled", "cpu", full) == "compiled"
+    # On the CPU the compiled step runs over dynamic caches, which sliding layers allow.
+    assert pick_decode_mode("compiled", "cpu", sliding) == "compiled"
+    assert pick_decode_mode("compiled", "cuda", sliding) == "dynamic"
+    recurrent = SimpleNamespace(layer_types=["linear_attention", "full_attention"])
+    assert pick_decode_mode("compiled", "cpu", recurrent) == "dynamic"
     with pytest.raises(EngineError):
         pick_decode_mode("graphs", "cpu", full)
 
 
-def test_a_failing_compiled_step_falls_back_to_eager_decoding(engine, static_engine):
+@pytest.mark.parametrize(("kind", "eager"), [("static_engine", "static"), ("engine", "dynamic")])
+def test_a_failing_compiled_step_falls_back_to_eager_decoding(engine, request, kind, eager):
     def broken_step(**_kwargs):
         raise RuntimeError("graph capture failed")
 
     prompt = fim(SOURCE, SOURCE.index("total += 1"))
     want = run(engine, prompt, None).text
-    static_engine._decode_step = broken_step  # as if compiled; fails like a bad graph
-    static_engine.info = replace(static_engine.info, decode="compiled")
+    other = request.getfixturevalue(kind)
+    other._decode_step = broken_step  # as if compiled; fails like a bad graph
+    other.info = replace(other.info, decode="compiled")
     try:
         with pytest.raises(EngineError, match="compiled decode step failed"):
-            run(static_engine, prompt, "doc")
-        assert static_engine._decode_step is None and static_engine.info.decode == "static"
+            run(other, prompt, "doc")
+        assert other._decode_step is None and other.info.decode == eager
         # The next request decodes eagerly, from a cache that was not trusted blindly.
-        assert run(static_engine, prompt, "doc").text == want
+        assert run(other, prompt, "doc").text == want
     finally:
-        static_engine._decode_step = None
-        static_engine.info = replace(static_engine.info, decode="static")
+        other._decode_step = None
+        other.info = replace(other.info, decode=eager)
 
 
 def test_dtype_choice():

@@ -10,9 +10,10 @@ superseded work ends at the next token.
 
 Decode modes (``DECODE_MODES``): "dynamic" grows a ``DynamicCache`` per document;
 "static" keeps one preallocated ``StaticCache`` for the engine, so every decode step
-has the same shapes and addresses; "compiled" adds ``torch.compile`` of the one-token
-decode step over it (CUDA graphs on a GPU, mode "reduce-overhead"), compiled once at
-load. "auto" is "compiled" on CUDA for models whose layers are all full attention,
+has the same shapes and addresses; "compiled" runs the one-token decode step through
+``torch.compile``, compiled once at load: on CUDA over the static cache (CUDA graphs,
+mode "reduce-overhead"), on the CPU over the documents' dynamic caches, with dynamic
+shapes. "auto" is "compiled" on CUDA for models whose layers are all full attention,
 else "dynamic". Prefill and draft verification always run eagerly.
 """
 
@@ -117,18 +118,41 @@ def plain_cache_ok(config: Any) -> bool:
     return all(kind in ("full_attention", "sliding_attention") for kind in layer_types)
 
 
+def sliding_window(config: Any) -> int:
+    """The window of the model's sliding-attention layers; 0 without any."""
+    text = text_config(config)
+    layer_types = getattr(text, "layer_types", None) or ()
+    return int(getattr(text, "sliding_window", 0) or 0) if "sliding_attention" in layer_types else 0
+
+
 def static_cache_ok(config: Any) -> bool:
     """Whether a ``StaticCache`` can be cropped for this model: every layer full attention."""
     layer_types = getattr(text_config(config), "layer_types", None) or ()
     return plain_cache_ok(config) and all(kind == "full_attention" for kind in layer_types)
 
 
+def compiled_on_static_cache(device: str) -> bool:
+    """Whether "compiled" decodes over the engine's static cache on ``device``.
+
+    On CUDA, yes: graphs replay fixed shapes at fixed addresses. On the CPU the step
+    is compiled with dynamic shapes over each document's ``DynamicCache`` instead: a
+    static cache's attention spans all its positions, and on the tiny model that made
+    a cold call 56 ms against 28.
+    """
+    return device == "cuda"
+
+
 def pick_decode_mode(requested: str, device: str, config: Any) -> str:
-    """The decode mode that runs: ``requested``, or "dynamic" where static cannot."""
+    """The decode mode that runs: ``requested``, or "dynamic" where it cannot."""
     if requested not in DECODE_MODES:
         raise EngineError(f"unknown decode mode {requested!r}; use one of {DECODE_MODES}")
     if requested == "auto":
         return "compiled" if device == "cuda" and static_cache_ok(config) else "dynamic"
+    if requested == "compiled" and not compiled_on_static_cache(device):
+        if plain_cache_ok(config):
+            return requested
+        log.warning("decode mode 'compiled' needs a plain KV cache; using dynamic")
+        return "dynamic"
     if requested != "dynamic" and not static_cache_ok(config):
         log.warning("decode mode %r needs full-attention layers only; using dynamic", requested)
         return "dynamic"
@@ -169,7 +193,9 @@ class _Run:
         self.accepted = 0
 
     def _feed(self, tokens: list[int], keep: int) -> Any:
-        logits, self.cache = self.engine.forward(tokens, self.cache, keep, decode=len(tokens) == 1)
+        # One token after some: a fresh cache's first step would only compile again.
+        one = len(tokens) == 1 and bool(self.fed)
+        logits, self.cache = self.engine.forward(tokens, self.cache, keep, decode=one)
         self.fed.extend(tokens)
         return logits
 
@@ -296,11 +322,13 @@ class LocalEngine(Engine):
         self._reusable = plain_cache_ok(self.model.config)
         self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
         mode = pick_decode_mode(decode_mode, device, self.model.config)
-        self._static: Any = None  # the engine's one StaticCache ("static", "compiled")
+        self._static: Any = None  # the engine's one StaticCache ("static", "compiled" on CUDA)
         self._static_tokens = 0
         self._decode_step: Any = None  # the compiled one-token forward ("compiled")
-        if mode != "dynamic":
-            mode = self._prepare_static(mode, progress)
+        if mode == "static" or (mode == "compiled" and compiled_on_static_cache(device)):
+            self._prepare_static()
+        if mode == "compiled":
+            mode = self._compile_step(progress)
         self.info = EngineInfo(
             model=model_spec,
             device=device,
@@ -384,22 +412,23 @@ class LocalEngine(Engine):
     ) -> tuple[Any, Any]:
         """Run ``tokens`` after what ``cache`` holds; the last ``keep`` logits and the cache.
 
-        ``decode``: one token, which the compiled step runs when ``cache`` is the static one.
+        ``decode``: one token after others, which the compiled step runs when it has one.
         """
         torch = self._torch
         if self.model is None:  # closed by a reload or shutdown while generating
             raise EngineError("the model was unloaded during generation")
         input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._logits_to_keep else {}
-        if decode and self._decode_step is not None and cache is self._static:
+        # On CUDA the step was compiled for the static cache; on the CPU for any dynamic one.
+        fits = self._static is None or cache is self._static
+        if decode and self._decode_step is not None and fits:
             try:
                 out = self._decode_step(
                     input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs
                 )
             except Exception as exc:  # e.g. a graph that cannot be recorded on this GPU
                 log.warning("compiled decode step failed (%s); decoding eagerly from now on", exc)
-                self._decode_step = None
-                self.info = dataclasses.replace(self.info, decode="static")
+                self._decode_eagerly()
                 raise EngineError(f"compiled decode step failed: {exc}") from exc
             # Copied out: a CUDA graph reuses its output buffer on the next replay.
             return out.logits[0, -keep:].clone(), out.past_key_values
@@ -418,25 +447,39 @@ class LocalEngine(Engine):
 
         return DynamicCache()
 
-    def _prepare_static(self, mode: str, progress: Progress) -> str:
-        """Allocate the static cache and, for "compiled", wrap the decode step in
-        ``torch.compile`` (compiled by ``warm_up``, on the thread that will decode)."""
+    def _prepare_static(self) -> None:
+        """Allocate the engine's one static cache."""
         from transformers import StaticCache
 
         limit = getattr(text_config(self.model.config), "max_position_embeddings", 0)
         self._static_tokens = min(STATIC_CACHE_TOKENS, limit or STATIC_CACHE_TOKENS)
         self._static = StaticCache(config=self.model.config, max_cache_len=self._static_tokens)
-        if mode != "compiled":
-            return mode
+
+    def _compile_step(self, progress: Progress) -> str:
+        """Wrap the decode step in ``torch.compile`` (compiled by ``warm_up``, on the
+        thread that will decode); the mode that runs."""
         progress("compiling the decode step (a minute on the first start)", 90)
-        # CUDA graphs replay the whole step with one launch; elsewhere inductor's kernels.
+        static = self._static is not None
+        # CUDA graphs replay the whole step with one launch; elsewhere inductor's kernels,
+        # with the cache length symbolic so that one graph serves every length.
         compile_mode = "reduce-overhead" if self.device == "cuda" else "default"
         try:
-            self._decode_step = self._torch.compile(self.model, mode=compile_mode, dynamic=False)
+            self._decode_step = self._torch.compile(
+                self.model, mode=compile_mode, dynamic=not static
+            )
         except Exception as exc:  # no compiler: eager still works
             log.warning("could not compile the decode step (%s); decoding eagerly", exc)
-            return "static"
-        return mode
+            return self._eager_mode
+        return "compiled"
+
+    @property
+    def _eager_mode(self) -> str:
+        """The mode left when the compiled step is dropped."""
+        return "static" if self._static is not None else "dynamic"
+
+    def _decode_eagerly(self) -> None:
+        self._decode_step = None
+        self.info = dataclasses.replace(self.info, decode=self._eager_mode)
 
     def warm_up(self) -> None:
         """Compile the decode step and record its graphs now, so no user request pays.
@@ -450,15 +493,18 @@ class LocalEngine(Engine):
         if self._decode_step is None:
             return
         started = time.monotonic()
+        # Over dynamic caches, sliding-window masks branch on the length passing the
+        # window: one graph either side (Gemma-3 recompiled on its first real prompt).
+        lengths = [8, *([window + 8] if (window := sliding_window(self.model.config)) else [])]
         try:
-            warm = GenerationRequest(" ".join(["warm"] * 8), 4, cache_key=STATIC_KEY)
-            self.generate(warm)  # compiles, then records the graphs
-            self.generate(warm)
+            for words in lengths if self._static is None else lengths[:1]:
+                warm = GenerationRequest(" ".join(["warm"] * words), 4, cache_key=STATIC_KEY)
+                self.generate(warm)  # compiles, then records the graphs
+                self.generate(warm)
         except Exception as exc:  # an unsupported op, a failed capture
             if self._decode_step is not None:  # else forward() has logged and fallen back
                 log.warning("could not compile the decode step (%s); decoding eagerly", exc)
-            self._decode_step = None
-            self.info = dataclasses.replace(self.info, decode="static")
+            self._decode_eagerly()
         finally:
             self.prefix_cache.clear()
         log.info("decode step ready (%s) in %.1f s", self.info.decode, time.monotonic() - started)
