@@ -261,9 +261,12 @@ def load_spec(args: argparse.Namespace) -> LoadSpec:
 
 
 def clear_cache(engine: Any) -> None:
-    """Forget kept prompt KV caches (in-process only; a server keeps its own)."""
+    """Forget kept prompt KV caches and tokenized prompt pieces, so the next call is
+    cold (in-process only; a server keeps its own)."""
     if (cache := getattr(engine, "prefix_cache", None)) is not None:
         cache.clear()
+    if (pieces := getattr(engine, "prompt_encoder", None)) is not None:
+        pieces.clear()
 
 
 # -- direct engine measurements --------------------------------------------------------

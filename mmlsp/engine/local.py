@@ -46,6 +46,7 @@ from mmlsp.engine.loading import (
     resolve,
 )
 from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
+from mmlsp.engine.tokens import PromptEncoder
 from mmlsp.positions import scrub_surrogates
 
 log = logging.getLogger(__name__)
@@ -316,6 +317,8 @@ class LocalEngine(Engine):
         # Context fitting counts the window line by line on every keystroke, and only
         # the cursor's line changes between two: remembered counts make that ~free.
         self._count = functools.lru_cache(maxsize=COUNT_CACHE_LINES)(self._count_uncached)
+        # And the prompt's ids: only the pieces that changed are tokenized again.
+        self.prompt_encoder = PromptEncoder(self.tokenizer)
         self.set_stop_tokens(extra_stop_tokens)
         # KV caches of recent prompts by document, for prefix reuse (see kvcache.py).
         self.prefix_cache = PrefixCache()
@@ -378,7 +381,7 @@ class LocalEngine(Engine):
         """
         start = time.monotonic()
         self._quantize()
-        ids: list[int] = list(self.tokenizer(request.prompt)["input_ids"])
+        ids = self.prompt_encoder.encode(request.prompt)
         if (reason := request.interrupted()) is not None or not ids:
             return GenerationResult("", reason or "length", len(ids), 0, time.monotonic() - start)
         # The static cache fits the prompt and every token this request may add.
