@@ -267,11 +267,11 @@ def test_ngram_draft():
 # -- decode modes: a static cache (and a compiled decode step) give the same output ----
 
 
-def _engine(tiny_model_dir, tmp_path_factory, mode: str) -> LocalEngine:
+def _engine(tiny_model_dir, tmp_path_factory, mode: str, cache_dir=None) -> LocalEngine:
     engine = LocalEngine(
         str(tiny_model_dir),
         device="cpu",
-        cache_dir=tmp_path_factory.mktemp("c"),
+        cache_dir=cache_dir or tmp_path_factory.mktemp("c"),
         decode_mode=mode,
     )
     engine.set_stop_tokens(QWEN.stop)
@@ -495,3 +495,48 @@ def test_bfloat16_engine_on_the_cpu_reuses_its_cache(tiny_model_dir, tmp_path):
         assert second.reused_tokens + second.prefilled_tokens == second.prompt_tokens
     finally:
         engine.close()
+
+
+def test_cpu_compiled_step_warms_up_both_sides_of_a_sliding_window(tiny_model_dir, tmp_path):
+    """Sliding-window masks branch where the cache passes the window; warm-up compiles
+    both graphs, so no prompt of any length compiles again (Gemma-3 did, for 0.7 s)."""
+    import shutil
+
+    from torch._dynamo.utils import counters
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    from mmlsp.engine.local import sliding_window
+
+    model_dir = tmp_path / "sliding"
+    shutil.copytree(tiny_model_dir, model_dir)
+    (model_dir / "model.safetensors").unlink()
+    config = Gemma3TextConfig(
+        vocab_size=1000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=4096,
+        eos_token_id=0,
+        bos_token_id=0,
+        pad_token_id=4,
+    )
+    torch.manual_seed(0)
+    Gemma3ForCausalLM(config).eval().save_pretrained(model_dir)
+    compiled = _engine(model_dir, None, "compiled", cache_dir=tmp_path / "c")
+    try:
+        assert sliding_window(compiled.model.config) == 64
+        compiled.warm_up()
+        assert compiled.info.decode == "compiled"
+        graphs = counters["stats"]["unique_graphs"]
+        for length in (4, 12, 40, 200):  # caches shorter and longer than the window
+            prompt = fim(SOURCE[: length * 4], length * 2)
+            run(compiled, prompt, "doc", n=6)
+            run(compiled, prompt[:-1], "doc", n=6)  # a follow-up on the kept cache
+        assert counters["stats"]["unique_graphs"] == graphs
+    finally:
+        compiled.close()
