@@ -540,3 +540,20 @@ def test_cpu_compiled_step_warms_up_both_sides_of_a_sliding_window(tiny_model_di
         assert counters["stats"]["unique_graphs"] == graphs
     finally:
         compiled.close()
+
+
+def test_warm_up_runs_the_model_once_and_keeps_nothing(engine):
+    """The first user request should not page in weights or set up kernels."""
+    fed, forward = [], engine.forward
+
+    def noting_forward(tokens, *args, **kwargs):  # the real forward, its tokens noted
+        fed.append(len(tokens))
+        return forward(tokens, *args, **kwargs)
+
+    kept = len(engine.prefix_cache)
+    engine.forward = noting_forward
+    try:
+        engine.warm_up()
+    finally:
+        del engine.forward
+    assert fed and len(engine.prefix_cache) == kept

@@ -36,6 +36,7 @@ def test_latency_benchmark_runs_on_the_tiny_model(tmp_path: Path) -> None:
         "keystrokes served without a model call",
         "prompt tokens prefilled per model call (median)",
         "reuse on vs the same prompt cold",
+        "first request after the model is ready vs the same request again",
         "reuse drafts on vs off",
         "LSP request vs direct engine call",
         "prompt lookup, 2 draft tokens",
