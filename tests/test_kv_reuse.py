@@ -503,27 +503,24 @@ def test_cpu_compiled_step_warms_up_both_sides_of_a_sliding_window(tiny_model_di
     import shutil
 
     from torch._dynamo.utils import counters
-    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+    from transformers import AutoConfig, Gemma3ForCausalLM, Gemma3TextConfig
 
     from mmlsp.engine.local import sliding_window
+    from tests.tiny_model import TINY_SHAPE
 
     model_dir = tmp_path / "sliding"
     shutil.copytree(tiny_model_dir, model_dir)
     (model_dir / "model.safetensors").unlink()
+    tiny = AutoConfig.from_pretrained(tiny_model_dir)  # the tokenizer's ids, as saved
     config = Gemma3TextConfig(
-        vocab_size=1000,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        vocab_size=tiny.vocab_size,
+        **TINY_SHAPE,
         head_dim=16,
         sliding_window=64,
         layer_types=["sliding_attention", "full_attention"],
-        max_position_embeddings=4096,
-        eos_token_id=0,
-        bos_token_id=0,
-        pad_token_id=4,
+        eos_token_id=tiny.eos_token_id,
+        bos_token_id=tiny.bos_token_id,
+        pad_token_id=tiny.pad_token_id,
     )
     torch.manual_seed(0)
     Gemma3ForCausalLM(config).eval().save_pretrained(model_dir)

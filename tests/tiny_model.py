@@ -124,15 +124,21 @@ def wrap_tokenizer(tokenizer: Tokenizer) -> PreTrainedTokenizerFast:
     )
 
 
+# The tiny model's size, for other architectures built in tests as well.
+TINY_SHAPE = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 4096,
+}
+
+
 def tiny_config(vocab_size: int, eos_id: int, pad_id: int) -> Qwen2Config:
     return Qwen2Config(
         vocab_size=vocab_size,
-        hidden_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=4096,
+        **TINY_SHAPE,
         # Qwen has no BOS of its own; its configs reuse <|endoftext|>.
         bos_token_id=eos_id,
         eos_token_id=eos_id,
