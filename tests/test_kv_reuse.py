@@ -481,6 +481,27 @@ def test_int8_engine_quantizes_on_the_generating_thread_and_reuse_keeps_output(
         engine.close()
 
 
+def test_int8_weights_compile_into_the_cpu_decode_step(tiny_model_dir, tmp_path):
+    """int8 layers (the packed kernel) go through inductor too, not back to eager."""
+    engine = LocalEngine(
+        str(tiny_model_dir), device="cpu", cache_dir=tmp_path, dtype="int8", decode_mode="compiled"
+    )
+    try:
+        engine.set_stop_tokens(QWEN.stop)
+        engine.warm_up()  # quantizes, then compiles the quantized step
+        assert (engine.info.dtype, engine.info.decode) == ("int8", "compiled")
+        step, steps = engine._decode_step, []
+        engine._decode_step = lambda **kwargs: steps.append(1) or step(**kwargs)
+        cursor = SOURCE.index("total += 1")
+        typed = SOURCE[:cursor] + "x" + SOURCE[cursor:]
+        run(engine, fim(SOURCE, cursor), "doc", n=12)
+        reused = run(engine, fim(typed, cursor + 1), "doc", n=12)
+        assert reused.reused_tokens > 0 and reused.generated_tokens > 1 and steps
+        assert engine.info.decode == "compiled"  # no step failed and fell back
+    finally:
+        engine.close()
+
+
 def test_bfloat16_engine_on_the_cpu_reuses_its_cache(tiny_model_dir, tmp_path):
     engine = LocalEngine(str(tiny_model_dir), device="cpu", cache_dir=tmp_path, dtype="bfloat16")
     try:
