@@ -105,6 +105,11 @@ def text_config(config: Any) -> Any:
     return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
 
 
+def layer_types(config: Any) -> tuple[str, ...]:
+    """The attention kind of each decoder layer, where the config lists them."""
+    return tuple(getattr(text_config(config), "layer_types", None) or ())
+
+
 def plain_cache_ok(config: Any) -> bool:
     """Whether a plain ``DynamicCache()`` (full layers, croppable) serves this model.
 
@@ -112,24 +117,22 @@ def plain_cache_ok(config: Any) -> bool:
     layer holds every position, and the sliding layers' mask comes from the config.
     Recurrent, linear-attention or KV-sharing models keep their own cache classes.
     """
-    text = text_config(config)
-    if getattr(text, "num_kv_shared_layers", 0):
+    if getattr(text_config(config), "num_kv_shared_layers", 0):
         return False
-    layer_types = getattr(text, "layer_types", None) or ()
-    return all(kind in ("full_attention", "sliding_attention") for kind in layer_types)
+    return all(kind in ("full_attention", "sliding_attention") for kind in layer_types(config))
 
 
 def sliding_window(config: Any) -> int:
     """The window of the model's sliding-attention layers; 0 without any."""
-    text = text_config(config)
-    layer_types = getattr(text, "layer_types", None) or ()
-    return int(getattr(text, "sliding_window", 0) or 0) if "sliding_attention" in layer_types else 0
+    if "sliding_attention" not in layer_types(config):
+        return 0
+    return int(getattr(text_config(config), "sliding_window", 0) or 0)
 
 
 def static_cache_ok(config: Any) -> bool:
     """Whether a ``StaticCache`` can be cropped for this model: every layer full attention."""
-    layer_types = getattr(text_config(config), "layer_types", None) or ()
-    return plain_cache_ok(config) and all(kind == "full_attention" for kind in layer_types)
+    kinds = layer_types(config)
+    return plain_cache_ok(config) and all(kind == "full_attention" for kind in kinds)
 
 
 def compiled_on_static_cache(device: str) -> bool:
@@ -506,9 +509,9 @@ class LocalEngine(Engine):
             return
         # Over dynamic caches, sliding-window masks branch on the length passing the
         # window: one graph either side (Gemma-3 recompiled on its first real prompt).
-        lengths = [8, *([window + 8] if (window := sliding_window(self.model.config)) else [])]
+        window = sliding_window(self.model.config) if self._static is None else 0
         try:
-            for words in lengths if self._static is None else lengths[:1]:
+            for words in [8, *([window + 8] if window else [])]:
                 warm = GenerationRequest(" ".join(["warm"] * words), 4, cache_key=STATIC_KEY)
                 self.generate(warm)  # compiles, then records the graphs
                 self.generate(warm)

@@ -61,11 +61,10 @@ class PromptEncoder:
             raise ValueError("cannot tell the added special tokens from the text")
         self._head, self._tail = full[:at], full[at + len(bare) :]
         names = sorted(self._special, key=len, reverse=True)  # longest first, as a match
-        split = re.compile("(" + "|".join(map(re.escape, names)) + ")")
+        self._split = re.compile("(" + "|".join(map(re.escape, names)) + ")")
         sample = probe(list(self._special))
-        if self._by_pieces(split, sample) != self._ids(sample, special=True):
+        if self._by_pieces(sample) != self._ids(sample, special=True):
             raise ValueError("its pieces tokenize differently from a whole prompt")
-        self._split = split
 
     def clear(self) -> None:
         """Forget the pieces: the next prompt is tokenized whole, as the first one."""
@@ -77,13 +76,14 @@ class PromptEncoder:
     def encode(self, text: str) -> list[int]:
         if self._split is not None:
             try:
-                return self._by_pieces(self._split, text)
+                return self._by_pieces(text)
             except ValueError:  # a special token that did not tokenize as itself here
                 pass
         return self._ids(text, special=True)
 
-    def _by_pieces(self, split: re.Pattern[str], text: str) -> list[int]:
-        parts = split.split(text)  # text, special, text, special, ..., text
+    def _by_pieces(self, text: str) -> list[int]:
+        assert self._split is not None
+        parts = self._split.split(text)  # text, special, text, special, ..., text
         ids = list(self._head)
         for at in range(0, len(parts), 2):
             left = parts[at - 1] if at else ""
