@@ -60,8 +60,9 @@ class Settings:
     review_on_save: str = "auto"
     # Latency (issue 4): keep each document's prompt KV cache and prefill only the
     # changed tail; answer typed-ahead text from recent suggestions; wait at most this
-    # long before a model call while the user types fast; prompt-lookup draft length;
-    # draft length from the document's last generation (needs kv_reuse).
+    # long before a model call while the user types over unanswered requests;
+    # prompt-lookup draft length; draft length from the document's last generation
+    # (needs kv_reuse).
     kv_reuse: bool = True
     typeahead: bool = True
     debounce_max_ms: int = 200

@@ -14,10 +14,14 @@ from mmlsp.engine.host import LoadSpec
 
 
 class ScriptedEngine(Engine):
-    """Answers each ``generate`` with the next scripted reply ("" once they run out)."""
+    """Answers each ``generate`` with the next scripted reply ("" once they run out),
+    after ``seconds`` (a model that slow, which stops at once when cancelled)."""
 
-    def __init__(self, replies: Iterable[str] = (), device: str = "cpu") -> None:
+    def __init__(
+        self, replies: Iterable[str] = (), device: str = "cpu", seconds: float = 0.0
+    ) -> None:
         self.replies = list(replies)
+        self.seconds = seconds
         self.prompts: list[str] = []
         self.info = EngineInfo(model="scripted", device=device, dtype="none", backend="local")
 
@@ -29,12 +33,16 @@ class ScriptedEngine(Engine):
 
     def generate(self, request: GenerationRequest) -> GenerationResult:
         self.prompts.append(request.prompt)
+        if self.seconds and request.cancel.wait(self.seconds):
+            return GenerationResult("", "cancelled", len(request.prompt.split()), 0, 0.0)
         text = self.replies.pop(0) if self.replies else ""
         cut = request.stop_at(text)
         reason = "eos"
         if cut is not None:
             text, reason = text[:cut], "stop"
-        return GenerationResult(text, reason, len(request.prompt.split()), len(text.split()), 0.0)
+        return GenerationResult(
+            text, reason, len(request.prompt.split()), len(text.split()), self.seconds
+        )
 
 
 def scripted_host(engine: ScriptedEngine, tmp_path: Path) -> EngineHost:

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlsp.features.debounce import PAUSE_S, TypingPace
+from mmlsp.features.debounce import PAUSE_S, SUPERSEDED_SHARE, TypingPace
 from mmlsp.features.typeahead import Entry, TypeaheadCache, remainder, typed_since
 
 URI = "file:///a.py"
@@ -171,3 +171,26 @@ def test_debounce_holds_back_on_backspace_bursts():
     assert pace.delay(0.21, 0.2) == 0.2
     pace.edit(0.3, deleted=False)
     assert pace.delay(0.31, 0.2) == 0.0
+
+
+def test_debounce_fires_at_once_while_the_user_waits_for_answers():
+    """Typing gaps shorter than the model's latency, but the recent requests were
+    answered before the next keystroke: waiting would only add to each answer."""
+    pace = TypingPace()
+    pace.model_latency(1.0)
+    for i in range(5):
+        pace.edit(i * 0.1, deleted=False)
+    for _ in range(3):
+        pace.request_ended(superseded=False)
+    assert pace.delay(0.41, 0.2) == 0.0
+    # Requests superseded again (the user types on over them): the wait comes back.
+    for _ in range(3):
+        pace.request_ended(superseded=True)
+    assert pace.superseded is not None and pace.superseded >= SUPERSEDED_SHARE
+    assert 0.1 <= pace.delay(0.41, 0.2) <= 0.2
+    # Backspace bursts hold back whatever the history.
+    answered = TypingPace()
+    answered.request_ended(superseded=False)
+    for i in range(3):
+        answered.edit(i * 0.05, deleted=True)
+    assert answered.delay(0.11, 0.2) == 0.2

@@ -239,6 +239,17 @@ class _Job:
 
 # How many recent requests ``Completions.stats`` reports, for the latency benchmark.
 RECENT = 1024
+# Request outcomes that tell the debounce whether the user typed on before the answer
+# (True) or had it (False). Typed-ahead answers are instant: they tell neither.
+SUPERSEDED = {
+    "superseded": True,
+    "debounced": True,
+    "cancelled": True,
+    "model": False,
+    "empty": False,
+    "inflight": False,
+    "speculative": False,
+}
 
 
 class Completions:
@@ -304,8 +315,13 @@ class Completions:
         outcome, work = "none", None
         try:
             suggestion, outcome, work = await self._answer(uri, text, offset, settings, number)
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # by the client: typically the user typed on
+            raise
         finally:
             self.counts[outcome] += 1
+            if (superseded := SUPERSEDED.get(outcome)) is not None:
+                self.paces.setdefault(uri, TypingPace()).request_ended(superseded)
             result = suggestion.result if suggestion is not None else work
             self.recent.append(
                 {

@@ -1,11 +1,14 @@
 """Adaptive debounce: how long a completion request waits before it calls the model.
 
 This module owns ``TypingPace``, per document: the typing speed (a moving average
-of the gaps between edits), whether the last edits were a run of deletions, and the
-model's recent latency. A request waits only when another keystroke is likely to
-supersede it before the model could answer: while the user types faster than the
-model answers, for about one keystroke gap; during a backspace burst, longer (no
-firing on runs of backspaces). Pure: times are passed in, in seconds.
+of the gaps between edits), whether the last edits were a run of deletions, the
+model's recent latency, and how often recent requests were superseded before they
+were answered. A request waits only when another keystroke is likely to supersede
+it before the model could answer: while the user types faster than the model
+answers, for about one keystroke gap; during a backspace burst, longer (no firing
+on runs of backspaces). When recent requests were answered rather than superseded,
+the user is waiting for suggestions, and waiting would only add to each one.
+Pure: times are passed in, in seconds.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ PAUSE_S = 1.5
 ALPHA = 0.3
 # Deletions in a row that make a backspace burst.
 BURST = 2
+# Below this share of recent requests superseded, requests never wait (outside bursts).
+SUPERSEDED_SHARE = 0.5
 
 
 @dataclass
@@ -26,6 +31,8 @@ class TypingPace:
     latency_s: float | None = None  # average model-call latency
     last_edit: float | None = None
     deletions_in_row: int = 0
+    # Moving average of 1 (superseded before its answer) and 0 (answered) per request.
+    superseded: float | None = None
 
     def edit(self, now: float, deleted: bool) -> None:
         """Record one document change (``deleted``: it removed text and inserted none)."""
@@ -39,6 +46,13 @@ class TypingPace:
             seconds if self.latency_s is None else (1 - ALPHA) * self.latency_s + ALPHA * seconds
         )
 
+    def request_ended(self, superseded: bool) -> None:
+        """Record whether a request was superseded (a newer keystroke, a cancel) or answered."""
+        value = 1.0 if superseded else 0.0
+        self.superseded = (
+            value if self.superseded is None else (1 - ALPHA) * self.superseded + ALPHA * value
+        )
+
     def delay(self, now: float, max_s: float) -> float:
         """Seconds to wait before calling the model (0: call it now)."""
         if max_s <= 0 or self.gap_s is None or self.last_edit is None:
@@ -47,6 +61,8 @@ class TypingPace:
             return 0.0  # the user stopped typing: answer at once
         if self.deletions_in_row >= BURST:
             return max_s
+        if self.superseded is not None and self.superseded < SUPERSEDED_SHARE:
+            return 0.0  # the user waits for answers: a wait would only delay them
         if self.latency_s is not None and self.gap_s >= self.latency_s:
             return 0.0  # the model answers before the next keystroke anyway
         return min(max_s, 1.3 * self.gap_s)
