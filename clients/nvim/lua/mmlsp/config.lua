@@ -28,8 +28,10 @@ M.defaults = {
     enabled = true,
     -- Ask automatically while typing in insert mode (otherwise only on keymaps.trigger).
     auto_trigger = true,
-    -- Wait this long after the last keystroke before asking the server.
-    debounce_ms = 150,
+    -- Wait this long after the last keystroke before asking the server. Short: the
+    -- server holds requests back itself while typing outruns the model
+    -- (debounceMaxMs), and every millisecond here adds to every suggestion.
+    debounce_ms = 75,
     -- Highlight group of the ghost text (linked to Comment unless you define it).
     hl_group = "MmlspGhostText",
     -- Do not ask while the completion popup menu is visible.
