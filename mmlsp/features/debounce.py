@@ -25,6 +25,11 @@ BURST = 2
 SUPERSEDED_SHARE = 0.5
 
 
+def moving_average(average: float | None, value: float) -> float:
+    """``average`` moved towards ``value`` by ``ALPHA``; the first value starts it."""
+    return value if average is None else (1 - ALPHA) * average + ALPHA * value
+
+
 @dataclass
 class TypingPace:
     gap_s: float | None = None  # average gap between edits while typing
@@ -37,21 +42,16 @@ class TypingPace:
     def edit(self, now: float, deleted: bool) -> None:
         """Record one document change (``deleted``: it removed text and inserted none)."""
         if self.last_edit is not None and (gap := now - self.last_edit) < PAUSE_S:
-            self.gap_s = gap if self.gap_s is None else (1 - ALPHA) * self.gap_s + ALPHA * gap
+            self.gap_s = moving_average(self.gap_s, gap)
         self.last_edit = now
         self.deletions_in_row = self.deletions_in_row + 1 if deleted else 0
 
     def model_latency(self, seconds: float) -> None:
-        self.latency_s = (
-            seconds if self.latency_s is None else (1 - ALPHA) * self.latency_s + ALPHA * seconds
-        )
+        self.latency_s = moving_average(self.latency_s, seconds)
 
     def request_ended(self, superseded: bool) -> None:
         """Record whether a request was superseded (a newer keystroke, a cancel) or answered."""
-        value = 1.0 if superseded else 0.0
-        self.superseded = (
-            value if self.superseded is None else (1 - ALPHA) * self.superseded + ALPHA * value
-        )
+        self.superseded = moving_average(self.superseded, 1.0 if superseded else 0.0)
 
     def delay(self, now: float, max_s: float) -> float:
         """Seconds to wait before calling the model (0: call it now)."""
