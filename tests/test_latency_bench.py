@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +62,15 @@ def test_ratio_at_floor_adds_the_same_decode_to_both_calls() -> None:
     assert ratio_at_floor(10.0, 1.0, 11, 2.0) == (1.0 + 20.0) / (10.0 + 20.0)
     assert ratio_at_floor(10.0, 1.0, 1, 2.0) == 0.1  # one token: prefill alone
     assert ratio_at_floor(10.0, 1.0, 0, 2.0) == 0.1
+
+
+def test_paired_ratio_sets_each_follow_up_against_its_own_cold_call() -> None:
+    from bench.latency import paired
+
+    # Per prompt 0.1, 0.3 and 0.91; the ratio of the medians would read 9 / 11.
+    assert paired([1.0, 9.0, 10.0], [10.0, 30.0, 11.0]) == pytest.approx(0.3)
+    with pytest.raises(ValueError):
+        paired([1.0], [1.0, 2.0])
 
 
 def test_read_bandwidth_is_measured_on_the_cpu() -> None:
