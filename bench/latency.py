@@ -490,7 +490,7 @@ def paired(num: list[float], den: list[float]) -> float:
     """The median of per-prompt ratios: ``num[i]`` and ``den[i]`` timed the same prompt.
 
     The ratio of two medians could set one prompt's follow-up against another's cold
-    call, and the points decode from 2 to 32 tokens.
+    call, and the replay's prompts decode very different numbers of tokens.
     """
     return med([a / b for a, b in zip(num, den, strict=True) if b > 0])
 
