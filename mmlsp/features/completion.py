@@ -275,13 +275,19 @@ class Completions:
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self._numbers = itertools.count(1)
 
+    def _pace(self, uri: str) -> TypingPace:
+        """The document's typing pace, started on its first use."""
+        if (pace := self.paces.get(uri)) is None:
+            pace = self.paces[uri] = TypingPace()
+        return pace
+
     # -- document events ----------------------------------------------------------
     def changed(self, uri: str, text: str, settings: Settings) -> None:
         """After an edit: track typing pace, keep or stop the running generation, and
         start the next suggestion when the edit accepted the one shown."""
         old_length = self.lengths.get(uri, len(text))
         self.lengths[uri] = len(text)
-        self.paces.setdefault(uri, TypingPace()).edit(time.monotonic(), len(text) < old_length)
+        self._pace(uri).edit(time.monotonic(), len(text) < old_length)
         if (job := self.jobs.get(uri)) is not None:
             typed = _typed_into(job, text) if settings.typeahead else None
             if typed is not None and job.partial.startswith(typed):
@@ -321,7 +327,7 @@ class Completions:
         finally:
             self.counts[outcome] += 1
             if (superseded := SUPERSEDED.get(outcome)) is not None:
-                self.paces.setdefault(uri, TypingPace()).request_ended(superseded)
+                self._pace(uri).request_ended(superseded)
             result = suggestion.result if suggestion is not None else work
             self.recent.append(
                 {
@@ -360,7 +366,7 @@ class Completions:
                         return Suggestion(rest, adopted.result, source, replace), source, None
             else:
                 self._stop(job)  # computed for another place: no longer wanted
-        pace = self.paces.setdefault(uri, TypingPace())
+        pace = self._pace(uri)
         if (delay := pace.delay(time.monotonic(), settings.debounce_max_ms / 1000)) > 0:
             await asyncio.sleep(delay)
             if self.latest.get(uri) != number:
@@ -424,7 +430,7 @@ class Completions:
                 del self.jobs[job.uri]
         job.result = result
         if result is not None and result.finish_reason != "cancelled":
-            self.paces.setdefault(job.uri, TypingPace()).model_latency(result.seconds)
+            self._pace(job.uri).model_latency(result.seconds)
         if completion is None or result is None:
             return None
         if settings.typeahead:
