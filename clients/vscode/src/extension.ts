@@ -3,8 +3,8 @@
 // Inline completions, code actions (with codeAction/resolve), hover and diagnostics come
 // from vscode-languageclient's built-in features. This file adds the server command
 // lookup, settings sync, the status bar item, load progress, and the commands.
-import * as fs from "fs";
-import * as path from "path";
+import { ChildProcess, spawn } from "child_process";
+import * as readline from "readline";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -13,6 +13,7 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   LanguageClientOptions,
+  RevealOutputChannelOn,
   ServerOptions,
   State,
   WorkDoneProgress,
@@ -30,8 +31,11 @@ import {
   userValue,
 } from "./settings";
 import { ServerStatus, StatusBar, describe } from "./status";
+import { Discovery, discover, notFoundMessage, onPythonInterpreterChange } from "./server";
+import { ExplanationStore, SCHEME as EXPLAIN_SCHEME, showExplanation } from "./explain";
 
 const STATUS_REQUEST = "mmlsp/status";
+const EXPLAIN_COMMAND = "mmlsp.explain";
 // Polling intervals of mmlsp/status: while starting or loading, and once ready.
 const FAST_POLL_MS = 1000;
 const SLOW_POLL_MS = 5000;
@@ -43,43 +47,41 @@ let keys: Keys;
 let sentSettings: ServerSettings = {};
 let pollTimer: NodeJS.Timeout | undefined;
 let extensionContext: vscode.ExtensionContext;
+let explanations: ExplanationStore;
 // When the server process stopped unasked, for the restart limit.
 let crashes: number[] = [];
+// The server process of the current client.
+let serverProcess: ChildProcess | undefined;
+// Counts startClient calls, so that a start overtaken by a newer one gives way.
+let starts = 0;
 
 // -- finding the server ------------------------------------------------------------
 
-function onPath(name: string): string | undefined {
-  const exts = process.platform === "win32" ? ["", ".exe", ".cmd", ".bat"] : [""];
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    if (!dir) continue;
-    for (const ext of exts) {
-      const candidate = path.join(dir, name + ext);
-      try {
-        fs.accessSync(candidate, fs.constants.X_OK);
-        if (fs.statSync(candidate).isFile()) return candidate;
-      } catch {
-        // not here
-      }
-    }
-  }
-  return undefined;
+/** The working directory of the server (and of the probes): the first workspace folder. */
+function serverCwd(): string | undefined {
+  const folder = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === "file");
+  return folder?.uri.fsPath;
+}
+
+function serverEnv(): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    ...userValue<Record<string, string>>("serverEnv", {}),
+  };
+  // The server takes trustRemoteCode only from its environment or flags.
+  if (userValue<boolean>("trustRemoteCode", false)) env.MMLSP_TRUST_REMOTE_CODE = "1";
+  return env;
 }
 
 /**
- * `mmlsp.serverPath`, else `mmlsp` on PATH, else `python3 -m mmlsp`. The command, its
- * arguments and environment come from the user's settings only, never a workspace's.
+ * The command that starts the server: `mmlsp.serverPath` when set, else the first
+ * interpreter that has mmlsp (see server.ts). The command, its arguments and environment
+ * come from the user's settings only, never a workspace's.
  */
-export function serverCommand(): { command: string; args: string[] } {
+export async function serverCommand(): Promise<Discovery> {
   const extra = userValue<string[]>("serverArgs", []);
-  const configured = userValue<string>("serverPath", "").trim();
-  if (configured) {
-    const expanded = configured.replace(/^~(?=$|[\\/])/, process.env.HOME ?? "~");
-    return { command: expanded, args: extra };
-  }
-  const mmlsp = onPath("mmlsp");
-  if (mmlsp) return { command: mmlsp, args: extra };
-  const python = onPath("python3") ?? onPath("python") ?? "python3";
-  return { command: python, args: ["-m", "mmlsp", ...extra] };
+  const configured = userValue<string>("serverPath", "");
+  return discover(configured, extra, serverEnv(), serverCwd(), (line) => output.info(line));
 }
 
 // -- the client ------------------------------------------------------------------------
@@ -95,26 +97,96 @@ function documentSelector(config: vscode.WorkspaceConfiguration): { scheme: stri
   ]);
 }
 
-function createClient(): LanguageClient {
+/** A client that leaves start failures to startFailed (one error, with the reason). */
+class QuietStartClient extends LanguageClient {
+  error(message: string, data?: any, showNotification?: boolean | "force"): void {
+    super.error(message, data, this.state === State.Running ? showNotification : false);
+  }
+}
+
+/** The server's last stderr lines: what a failed start says ("No module named ..."). */
+const stderrTail: string[] = [];
+const STDERR_KEEP = 30;
+// The server's log format (mmlsp/cli.py): "2026-01-01 12:00:00,123 INFO mmlsp.x: ...".
+const LOG_LINE = /^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d[,.]\d+ (DEBUG|INFO|WARNING|ERROR|CRITICAL) /;
+
+/** Server stderr into the output channel at each line's own level (not all as errors). */
+function pipeStderr(input: NodeJS.ReadableStream, channel: vscode.LogOutputChannel): void {
+  let level = "ERROR";
+  readline.createInterface({ input, crlfDelay: Infinity, terminal: false, historySize: 0 }).on("line", (line) => {
+    stderrTail.push(line);
+    if (stderrTail.length > STDERR_KEEP) stderrTail.shift();
+    const match = LOG_LINE.exec(line);
+    if (match) level = match[1];
+    else if (/\b\w*Warning: /.test(line)) level = "WARNING";
+    else if (/^Traceback /.test(line)) level = "ERROR";
+    // Lines without a level of their own continue the previous record.
+    if (level === "DEBUG") channel.debug(line);
+    else if (level === "INFO") channel.info(line);
+    else if (level === "WARNING") channel.warn(line);
+    else channel.error(line);
+  });
+}
+
+/** What the server said last before it exited: the last line that names an error. */
+function exitReason(): string | undefined {
+  for (let i = stderrTail.length - 1; i >= 0; i--) {
+    const line = stderrTail[i].trim();
+    if (/(Error|Exception|error|failed|No module named)\b/.test(line) && !/^\s*File "/.test(line)) return line.slice(0, 300);
+  }
+  return undefined;
+}
+
+function createClient(command: string, args: string[], source: string): LanguageClient {
   const config = vscode.workspace.getConfiguration(SECTION);
-  const { command, args } = serverCommand();
-  const env: Record<string, string | undefined> = {
-    ...process.env,
-    ...userValue<Record<string, string>>("serverEnv", {}),
+  const env = serverEnv();
+  stderrTail.length = 0;
+  // Whether this server answered `initialize`: one that exits before is not restarted.
+  let initialized = false;
+  output.appendLine(`starting: ${command} ${args.map((a) => (/\s/.test(a) ? JSON.stringify(a) : a)).join(" ")}`);
+  // The extension spawns the process itself, to see it exit before it answered
+  // `initialize` (a missing dependency, a bad flag): that is reported once, with the
+  // reason from its stderr, instead of a restart loop.
+  const serverOptions: ServerOptions = async () => {
+    const child = spawn(command, args, { env, cwd: serverCwd(), stdio: "pipe", windowsHide: true });
+    serverProcess = child;
+    child.on("error", (error) => startFailed(created, command, source, String(error)));
+    child.on("exit", (code, signal) => {
+      if (!initialized) {
+        // Wait a moment for its last stderr lines.
+        setTimeout(() => startFailed(created, command, source, `exit ${signal ?? code}`), 300);
+      }
+    });
+    return child;
   };
-  // The server takes trustRemoteCode only from its environment or flags.
-  if (userValue<boolean>("trustRemoteCode", false)) env.MMLSP_TRUST_REMOTE_CODE = "1";
-  output.appendLine(`starting: ${command} ${args.join(" ")}`);
-  // No `transport`: with TransportKind.stdio the client would append `--stdio`.
-  const serverOptions: ServerOptions = { command, args, options: { env } };
   sentSettings = explicitSettings(keys);
   const clientOptions: LanguageClientOptions = {
     documentSelector: documentSelector(config),
     initializationOptions: sentSettings,
     outputChannel: output,
+    stdioOptions: {
+      // stdout is the LSP stream; this only sees it when it is not (never, for stdio).
+      stdout: (input, channel) => {
+        readline.createInterface({ input, crlfDelay: Infinity, terminal: false }).on("line", (line) => channel.info(line));
+      },
+      stderr: (input, channel) => pipeStderr(input, channel),
+    },
+    // startFailed shows one error of its own when the server does not start (the
+    // client's default would add two more: the raw RPC error and "couldn't create
+    // connection").
+    revealOutputChannelOn: RevealOutputChannelOn.Never,
+    initializationFailedHandler: () => false,
     // The server asks for the "mmlsp" section when it gets a pull-style change
     // notification; answer with the server keys only (never serverPath and friends).
     middleware: {
+      // "Explain with AI" from the lightbulb runs the server's mmlsp.explain command:
+      // show its answer as rendered Markdown here instead of the server's temporary file.
+      executeCommand: (command, args, next) => {
+        if (command === EXPLAIN_COMMAND) {
+          return explain(args.slice(0, 2), (withOptions) => next(command, withOptions) as Thenable<unknown>);
+        }
+        return next(command, args);
+      },
       workspace: {
         configuration: (params, token, next) => {
           const items = params.items ?? [];
@@ -128,6 +200,9 @@ function createClient(): LanguageClient {
     errorHandler: {
       error: () => ({ action: ErrorAction.Continue }),
       closed: () => {
+        // A server that exits before it answers `initialize` will do so again (a missing
+        // dependency, a bad flag): startClient reports why, once.
+        if (!initialized) return { action: CloseAction.DoNotRestart, handled: true };
         // Restart a crashed server, but not in a loop: at most 3 times in 3 minutes.
         const now = Date.now();
         crashes = crashes.filter((t) => now - t < 180_000);
@@ -137,23 +212,29 @@ function createClient(): LanguageClient {
           return { action: CloseAction.Restart, handled: true };
         }
         statusBar.setPhase("error");
+        const why = exitReason();
         return {
           action: CloseAction.DoNotRestart,
-          message: "mmlsp: the server stopped 4 times in 3 minutes; see the mmlsp output, then run 'mmlsp: Restart Server'.",
+          message:
+            "mmlsp: the server stopped 4 times in 3 minutes" +
+            (why ? ` (last: ${why})` : "") +
+            "; see the mmlsp output, then run 'mmlsp: Restart Server'.",
         };
       },
     },
   };
-  const created = new LanguageClient("mmlsp", "mmlsp", serverOptions, clientOptions);
+  const created: LanguageClient = new QuietStartClient("mmlsp", "mmlsp", serverOptions, clientOptions);
   created.onDidChangeState((event) => {
     if (event.newState === State.Running) {
+      initialized = true;
       statusBar.setPhase("running");
       void vscode.commands.executeCommand("setContext", "mmlsp.running", true);
     } else if (event.newState === State.Starting) {
       statusBar.setPhase("starting");
     } else {
       void vscode.commands.executeCommand("setContext", "mmlsp.running", false);
-      if (event.oldState === State.Running || event.oldState === State.Starting) {
+      // An error the status bar shows stays until the next start.
+      if ((event.oldState === State.Running || event.oldState === State.Starting) && statusBar.phase !== "error") {
         statusBar.setPhase("stopped");
       }
     }
@@ -199,22 +280,54 @@ function trackProgress(target: LanguageClient): void {
   });
 }
 
+// The client whose start failure was reported (one error per start, however it shows).
+let reportedFailure: LanguageClient | undefined;
+
+/** One error for a server that did not start: which command, and what it said. */
+function startFailed(which: LanguageClient, command: string, source: string, error: string): void {
+  if (which !== client || reportedFailure === which) return;
+  reportedFailure = which;
+  statusBar.setPhase("error", "server did not start");
+  const why = exitReason() ?? error;
+  output.error(`the server did not start: ${command} (${source}): ${why}`);
+  void vscode.window
+    .showErrorMessage(
+      `mmlsp: the server did not start: ${command} (${source}) exited: ${why}. ` +
+        `See the mmlsp output; install what is missing in that environment (pip install mmlsp), ` +
+        `or set mmlsp.serverPath to another one.`,
+      "Show Output",
+      "Open Settings",
+    )
+    .then((choice) => {
+      if (choice === "Show Output") output.show(true);
+      else if (choice === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "mmlsp.serverPath");
+    });
+}
+
 async function startClient(): Promise<void> {
-  client = createClient();
+  const generation = ++starts;
   statusBar.setPhase("starting");
+  const configured = userValue<string>("serverPath", "");
+  const discovery = await serverCommand();
+  // A restart (settings changed) while the interpreters were probed: that one wins.
+  if (generation !== starts) return;
+  if (!discovery.found) {
+    const message = notFoundMessage(configured, discovery.tried);
+    output.error(message);
+    statusBar.setPhase("error", "server not found");
+    void vscode.window.showErrorMessage(message, "Open Settings", "Show Output").then((choice) => {
+      if (choice === "Open Settings") void vscode.commands.executeCommand("workbench.action.openSettings", "mmlsp.serverPath");
+      else if (choice === "Show Output") output.show(true);
+    });
+    return;
+  }
+  const { command, args, source } = discovery.found;
+  const started = createClient(command, args, source);
+  client = started;
   try {
-    await client.start();
+    await started.start();
   } catch (error) {
-    statusBar.setPhase("error");
-    output.appendLine(`mmlsp failed to start: ${error}`);
-    void vscode.window
-      .showErrorMessage(
-        `mmlsp: the server did not start (${error}). Set "mmlsp.serverPath" or install mmlsp (pip install mmlsp).`,
-        "Open Settings",
-      )
-      .then((choice) => {
-        if (choice) void vscode.commands.executeCommand("workbench.action.openSettings", "mmlsp.serverPath");
-      });
+    startFailed(started, command, source, String(error));
     return;
   }
   trackProgress(client);
@@ -237,6 +350,14 @@ async function stopClient(): Promise<void> {
     } catch {
       // already gone
     }
+  }
+  // The client does not kill a process it did not spawn: end one that outlived stop().
+  const child = serverProcess;
+  serverProcess = undefined;
+  if (child && child.exitCode === null && child.signalCode === null) {
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill();
+    }, 2000);
   }
   statusBar.setPhase("stopped");
 }
@@ -320,10 +441,40 @@ async function runServerCommand(title: string, command: string, args: unknown[])
   );
 }
 
+/**
+ * Asks the server for an explanation as Markdown only (`{"show": false}`) and shows it
+ * rendered, in a virtual document that outlives server restarts (see explain.ts).
+ */
+async function explain(
+  args: unknown[],
+  send: (args: unknown[], token: vscode.CancellationToken) => Promise<unknown> | Thenable<unknown>,
+): Promise<unknown> {
+  const markdown = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: "mmlsp: explaining…", cancellable: true },
+    async (_progress, token) => {
+      const cancelled = new Promise<undefined>((resolve) => token.onCancellationRequested(() => resolve(undefined)));
+      try {
+        return await Promise.race([send([...args, { show: false }], token), cancelled]);
+      } catch (error: any) {
+        // The server already shows its reason with window/showMessage; keep a trace here.
+        output.appendLine(`${EXPLAIN_COMMAND} failed: ${error?.message ?? error}`);
+        return undefined;
+      }
+    },
+  );
+  if (typeof markdown === "string" && markdown.trim()) {
+    await showExplanation(explanations, markdown, (line) => output.warn(line));
+  }
+  return markdown;
+}
+
 async function explainSelection(): Promise<void> {
   const here = activeLocation();
-  if (!here) return;
-  await runServerCommand("explaining", "mmlsp.explain", [here.uri, here.range]);
+  if (!here || !client) return;
+  const running = client;
+  await explain([here.uri, here.range], (args, token) =>
+    running.sendRequest(ExecuteCommandRequest.type, { command: EXPLAIN_COMMAND, arguments: args }, token),
+  );
 }
 
 async function addDocstringHere(): Promise<void> {
@@ -357,9 +508,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   output = vscode.window.createOutputChannel("mmlsp", { log: true });
   statusBar = new StatusBar();
   keys = serverKeys(context.extension.packageJSON);
+  explanations = new ExplanationStore();
   context.subscriptions.push(
     output,
     statusBar,
+    explanations,
+    vscode.workspace.registerTextDocumentContentProvider(EXPLAIN_SCHEME, explanations),
     vscode.commands.registerCommand("mmlsp.explainSelection", explainSelection),
     vscode.commands.registerCommand("mmlsp.addDocstringHere", addDocstringHere),
     vscode.commands.registerCommand("mmlsp.fixHere", fixHere),
@@ -382,6 +536,13 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       schedulePoll(200);
     }),
   );
+  // The interpreter chosen in the Python extension is the server's when no serverPath
+  // is set: follow the user's choice.
+  void onPythonInterpreterChange(() => {
+    if (userValue<string>("serverPath", "").trim()) return;
+    output.info("the Python extension's interpreter changed: restarting the server");
+    void restartClient();
+  }).then((disposable) => disposable && context.subscriptions.push(disposable));
   await startClient();
 }
 

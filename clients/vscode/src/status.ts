@@ -62,7 +62,7 @@ export function describe(status: ServerStatus | undefined, phase: ClientPhase): 
 export class StatusBar implements vscode.Disposable {
   readonly item: vscode.StatusBarItem;
   private status: ServerStatus | undefined;
-  private phase: ClientPhase = "stopped";
+  private currentPhase: ClientPhase = "stopped";
   // The server's latest $/progress report while the model loads.
   private progressText: string | undefined;
 
@@ -74,12 +74,20 @@ export class StatusBar implements vscode.Disposable {
     this.item.show();
   }
 
+  get phase(): ClientPhase {
+    return this.currentPhase;
+  }
+
   get last(): ServerStatus | undefined {
     return this.status;
   }
 
-  setPhase(phase: ClientPhase): void {
-    this.phase = phase;
+  // Why the phase is "error", for the status bar ("server not found").
+  private reason: string | undefined;
+
+  setPhase(phase: ClientPhase, reason?: string): void {
+    this.currentPhase = phase;
+    this.reason = phase === "error" ? reason : undefined;
     if (phase !== "running") this.status = undefined;
     this.render();
   }
@@ -106,19 +114,19 @@ export class StatusBar implements vscode.Disposable {
 
   /** Whether the model is still on its way (poll faster). */
   get busy(): boolean {
-    return this.phase === "starting" || this.status?.state === "loading" || this.status === undefined;
+    return this.currentPhase === "starting" || this.status?.state === "loading" || this.status === undefined;
   }
 
   private render(): void {
     const item = this.item;
     item.backgroundColor = undefined;
     const s = this.status;
-    if (this.phase === "stopped") {
+    if (this.currentPhase === "stopped") {
       item.text = "$(circle-slash) mmlsp: stopped";
-    } else if (this.phase === "error") {
-      item.text = "$(error) mmlsp: server error";
+    } else if (this.currentPhase === "error") {
+      item.text = `$(error) mmlsp: ${this.reason ?? "server error"}`;
       item.backgroundColor = new vscode.ThemeColor("statusBarItem.errorBackground");
-    } else if (this.phase === "starting" || !s) {
+    } else if (this.currentPhase === "starting" || !s) {
       item.text = this.progressText ? `$(sync~spin) mmlsp: loading ${this.progressText}` : "$(sync~spin) mmlsp: starting";
     } else if (s.state === "loading") {
       item.text = `$(sync~spin) mmlsp: loading` + (this.progressText ? ` ${this.progressText}` : percent(s.message));
@@ -130,7 +138,7 @@ export class StatusBar implements vscode.Disposable {
     } else {
       item.text = "$(circle-outline) mmlsp: idle";
     }
-    const tip = new vscode.MarkdownString(describe(s, this.phase).join("  \n"));
+    const tip = new vscode.MarkdownString(describe(s, this.currentPhase).join("  \n"));
     tip.appendMarkdown("\n\n_Click for details._");
     item.tooltip = tip;
   }

@@ -1,0 +1,331 @@
+// A person's journeys in VS Code (code-server), with the REAL built-in models:
+// Gemma-3-270M for completions and SmolLM2-135M-Instruct (mmlsp.chatModel) for actions,
+// hover and explanations, with the settings a new user has. Each journey does what a
+// person does (types, presses Tab, opens the lightbulb, hovers) and checks what the
+// person sees (the DOM text, screenshots in test-artifacts/J*.png).
+//
+// Waits are generous (a 2-core machine under load), nothing asserts on time, and the
+// time each step took is printed (and kept in journeys.json), so the run doubles as a
+// measurement. Environment: see lib.mjs (run-tests.sh sets it).
+import {
+  MOD,
+  assertServerAlive,
+  closeAllEditors,
+  dismissNotifications,
+  env,
+  hoverAt,
+  log,
+  openFromExplorer,
+  readFile,
+  renderProblems,
+  renderedExplanation,
+  runCommand,
+  runScenarios,
+  save,
+  screenshot,
+  sleep,
+  statusItem,
+  statusText,
+  visibleText,
+  waitFor,
+  wordPosition,
+} from "./lib.mjs";
+
+const READY = /mmlsp: \S+ \((cpu|cuda)\)/;
+const scenarios = [];
+const journey = (name, timeoutMs, fn) => {
+  const sc = { name, timeoutMs, fn };
+  scenarios.push(sc);
+  return sc;
+};
+
+/** Times the steps of one journey: `step("name")` ends the previous step and logs it. */
+function stepper() {
+  const steps = [];
+  let current;
+  let since = Date.now();
+  const close = () => {
+    if (current) {
+      const seconds = (Date.now() - since) / 1000;
+      steps.push(`${current} ${seconds.toFixed(1)} s`);
+      log(`  step "${current}" took ${seconds.toFixed(1)} s`);
+    }
+  };
+  return {
+    step(name) {
+      close();
+      current = name;
+      since = Date.now();
+    },
+    done() {
+      close();
+      current = undefined;
+      return steps.join("; ");
+    },
+  };
+}
+
+journey("workbench loads", 120000, async (page) => {
+  await page.goto(env.URL, { waitUntil: "domcontentloaded" });
+  await page.locator(".monaco-workbench").waitFor({ state: "visible", timeout: 90000 });
+  await page.locator(".statusbar").waitFor({ state: "visible", timeout: 60000 });
+  return "workbench and status bar visible";
+});
+
+journey("open a file: the status bar shows the model loading, then ready", 420000, async (page) => {
+  const t = stepper();
+  t.step("open shop.py");
+  await openFromExplorer(page, "shop.py");
+  t.step("status bar item appears");
+  const item = statusItem(page);
+  await item.waitFor({ state: "visible", timeout: 60000 });
+  // The first start converts Gemma-3-270M (minutes); later starts load the cache.
+  t.step("model ready");
+  const seen = [];
+  let shotLoading = false;
+  const text = await waitFor(
+    "the status bar to say the model is ready",
+    async () => {
+      const now = (await item.innerText()).trim();
+      if (seen[seen.length - 1] !== now) {
+        seen.push(now);
+        log(`  status bar: ${JSON.stringify(now)}`);
+      }
+      if (!shotLoading && /loading/.test(now)) {
+        shotLoading = true;
+        await screenshot(page, "J01-status-loading");
+      }
+      if (READY.test(now)) return now;
+      await assertServerAlive(page);
+      return false;
+    },
+    400000,
+    250,
+  );
+  await screenshot(page, "J02-status-ready");
+  if (!/gemma/i.test(text)) throw new Error(`the status bar names another model: ${JSON.stringify(text)}`);
+  return `status bar went ${seen.map((s) => JSON.stringify(s)).join(" -> ")}; ${t.done()}`;
+});
+
+journey("type a def, ghost text appears, Tab accepts it", 300000, async (page) => {
+  const t = stepper();
+  const editor = await openFromExplorer(page, "shop.py");
+  const before = readFile("shop.py");
+  await page.keyboard.press(`${MOD}+End`);
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Enter");
+  t.step("type the def line");
+  // A person types at a person's pace.
+  await page.keyboard.type("def find_item(items, sku):", { delay: 60 });
+  await page.keyboard.press("Enter");
+  t.step("ghost text appears");
+  const ghost = editor.locator(".ghost-text-decoration, .ghost-text");
+  let triggers = 0;
+  let lastTrigger = Date.now();
+  const start = Date.now();
+  await waitFor(
+    "ghost text after `def find_item(items, sku):` + Enter",
+    async () => {
+      if (await ghost.first().isVisible().catch(() => false)) return true;
+      await assertServerAlive(page);
+      // VS Code asks by itself while one types; a person who sees nothing for a while
+      // asks explicitly (Alt+\, "Trigger Inline Suggestion"): every 15 s here.
+      if (Date.now() - lastTrigger > 15000) {
+        lastTrigger = Date.now();
+        triggers += 1;
+        log(`  no ghost text after ${((Date.now() - start) / 1000).toFixed(0)} s: Trigger Inline Suggestion`);
+        await runCommand(page, "Trigger Inline Suggestion");
+      }
+      return false;
+    },
+    120000,
+    250,
+  );
+  const firstSeconds = (Date.now() - start) / 1000;
+  await sleep(300);
+  const ghostText = (await ghost.allInnerTexts()).join("⏎").replace(/\u00a0/g, " ");
+  await screenshot(page, "J03-ghost-text");
+  t.step("Tab accepts it");
+  await page.keyboard.press("Tab");
+  await waitFor("the ghost text gone after Tab", async () => !(await ghost.first().isVisible().catch(() => false)), 10000);
+  await save(page);
+  const after = await waitFor(
+    "the file saved with the suggestion",
+    async () => {
+      const text = readFile("shop.py");
+      return text.length > before.length + "def find_item(items, sku):".length + 2 ? text : false;
+    },
+    15000,
+  );
+  await sleep(300);
+  await screenshot(page, "J04-ghost-text-accepted");
+  const body = after.slice(after.indexOf("def find_item(items, sku):") + "def find_item(items, sku):".length);
+  if (!body.trim()) throw new Error("Tab inserted nothing under the def line");
+  const shown = (await visibleText(editor)).includes(body.trim().split("\n")[0].trim());
+  if (!shown) throw new Error(`the accepted text is not on screen: ${JSON.stringify(body.slice(0, 80))}`);
+  return (
+    `ghost text after ${firstSeconds.toFixed(1)} s (explicit triggers: ${triggers}): ${JSON.stringify(ghostText.slice(0, 100))}; ` +
+    `Tab inserted ${JSON.stringify(body.trim().slice(0, 100))}; ${t.done()}`
+  );
+});
+
+journey("Quick Fix on a syntax error", 330000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  await closeAllEditors(page);
+  t.step("open orders.py, the error squiggle shows");
+  const editor = await openFromExplorer(page, "orders.py");
+  const squiggle = editor.locator(".squiggly-error");
+  await waitFor("an error squiggle", async () => (await squiggle.count()) > 0 || (await assertServerAlive(page), false), 60000, 500);
+  t.step("Ctrl+. on the broken line lists Fix with AI");
+  const line = editor.locator(".view-line", { hasText: "for price, qty in zip" }).first();
+  await line.click();
+  await page.keyboard.press("End");
+  const rows = page.locator(".action-widget .monaco-list-row");
+  const fix = rows.filter({ hasText: /Fix with AI/ }).first();
+  await waitFor(
+    "Fix with AI in the Quick Fix menu",
+    async () => {
+      await page.keyboard.press(`${MOD}+.`);
+      try {
+        await fix.waitFor({ state: "visible", timeout: 5000 });
+        return true;
+      } catch {
+        await page.keyboard.press("Escape");
+        return false;
+      }
+    },
+    60000,
+    1000,
+  );
+  const titles = [...new Set((await rows.allInnerTexts()).map((s) => s.trim()).filter(Boolean))];
+  await screenshot(page, "J05-quick-fix-menu");
+  t.step("pick it: the fix is applied, or the reason shown");
+  const norm = (text) => text.replace(/\s+/g, " ").trim();
+  const beforeVisible = norm(await visibleText(editor));
+  await fix.click();
+  const refusal = page.locator(".notification-toast", { hasText: /mmlsp\.fix|could not|no fix|gave no/i }).first();
+  const outcome = await waitFor(
+    "the fix applied or the server's answer",
+    async () => {
+      const text = await visibleText(editor);
+      if (norm(text) !== beforeVisible) return { applied: true, text };
+      if (await refusal.isVisible().catch(() => false)) {
+        return { applied: false, text: norm(await refusal.innerText()) };
+      }
+      await assertServerAlive(page);
+      return false;
+    },
+    300000,
+    500,
+  );
+  // What the person sees after the fix: is the error gone?
+  await sleep(2000);
+  const squiggles = await squiggle.count();
+  await screenshot(page, "J06-quick-fix-result");
+  const summary = `menu ${JSON.stringify(titles)}; ${t.done()}`;
+  if (!outcome.applied) {
+    return `the server refused the fix and said so: ${JSON.stringify(outcome.text.slice(0, 200))}; ${summary}`;
+  }
+  if (squiggles > 0) {
+    throw new Error(`the applied fix leaves ${squiggles} error squiggle(s): ${JSON.stringify(outcome.text.slice(0, 200))}`);
+  }
+  return `fix applied, no error left: ${JSON.stringify(outcome.text.replace(/\s+/g, " ").slice(0, 160))}; ${summary}`;
+});
+
+journey("hover over a function", 240000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  await closeAllEditors(page);
+  const editor = await openFromExplorer(page, "shop.py");
+  await page.keyboard.press(`${MOD}+Home`);
+  t.step("hover shows the signature and docstring");
+  const at = await wordPosition(editor, "def total_quantity", "total_quantity");
+  let hover = await hoverAt(page, at, "total_quantity", 60000);
+  await sleep(300);
+  let content = (await hover.innerText()).replace(/\s+/g, " ").trim();
+  await screenshot(page, "J07-hover");
+  if (!/total_quantity\(items\)/.test(content)) throw new Error(`the hover lacks the signature: ${JSON.stringify(content)}`);
+  if (!/number of units/.test(content)) throw new Error(`the hover lacks the docstring: ${JSON.stringify(content)}`);
+  t.step("the AI explanation arrives (hover again)");
+  // The AI part is computed in the background; the server says "hover again" meanwhile.
+  const start = Date.now();
+  while (/hover again/i.test(content) && Date.now() - start < 180000) {
+    await page.mouse.move(5, 5);
+    await page.keyboard.press("Escape");
+    await sleep(3000);
+    hover = await hoverAt(page, at, "total_quantity", 20000);
+    await sleep(300);
+    content = (await hover.innerText()).replace(/\s+/g, " ").trim();
+  }
+  await screenshot(page, "J08-hover-ai");
+  await page.mouse.move(5, 5);
+  return `hover: ${JSON.stringify(content.slice(0, 300))}; ${t.done()}`;
+});
+
+journey("Explain shows rendered Markdown", 330000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  await closeAllEditors(page);
+  const editor = await openFromExplorer(page, "shop.py");
+  t.step("select low_stock, Ctrl+. lists Explain");
+  const first = editor.locator(".view-line", { hasText: "def low_stock" }).first();
+  await first.click({ position: { x: 2, y: 5 } });
+  await page.keyboard.press("Home");
+  for (let i = 0; i < 6; i++) await page.keyboard.press("Shift+ArrowDown");
+  await page.keyboard.press("Shift+End");
+  const rows = page.locator(".action-widget .monaco-list-row");
+  const explain = rows.filter({ hasText: /Explain/ }).first();
+  let how = "the lightbulb menu";
+  try {
+    await page.keyboard.press(`${MOD}+.`);
+    await explain.waitFor({ state: "visible", timeout: 15000 });
+    await screenshot(page, "J09-explain-menu");
+    t.step("pick Explain: the rendered explanation opens");
+    await explain.click();
+  } catch {
+    // Not offered there: the command does the same.
+    await page.keyboard.press("Escape");
+    how = "the command palette";
+    t.step("mmlsp: Explain Selection with AI: the rendered explanation opens");
+    await runCommand(page, "mmlsp: Explain Selection with AI");
+  }
+  const rendered = await renderedExplanation(page, 300000);
+  await sleep(1000);
+  await screenshot(page, "J10-explain-rendered");
+  const problems = renderProblems(rendered);
+  if (problems.length) {
+    throw new Error(`the explanation is not rendered: ${problems.join(", ")}: ${JSON.stringify(rendered.text.slice(0, 300))}`);
+  }
+  const words = rendered.text.replace(/\s+/g, " ").trim();
+  return (
+    `from ${how}: heading ${JSON.stringify(rendered.heading)}, ${rendered.codeBlocks} code block(s), ` +
+    `text ${JSON.stringify(words.slice(0, 240))}; ${t.done()}`
+  );
+});
+
+journey("status shows both models", 90000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  t.step("click the status bar item");
+  const text = await statusText(page);
+  if (!READY.test(text)) throw new Error(`the status bar says ${JSON.stringify(text)}`);
+  await statusItem(page).click();
+  const toast = page.locator(".notification-toast", { hasText: "last latency" }).first();
+  await toast.waitFor({ state: "visible", timeout: 30000 });
+  await sleep(800);
+  const shown = (await toast.innerText()).replace(/\s+/g, " ").trim();
+  await screenshot(page, "J11-status");
+  if (!/gemma/i.test(shown)) throw new Error(`the status does not name the completion model: ${JSON.stringify(shown)}`);
+  if (!/smollm2/i.test(shown)) log(`  note: the status does not name the chat model: ${JSON.stringify(shown)}`);
+  return `status bar ${JSON.stringify(text)}; status: ${JSON.stringify(shown.slice(0, 300))}; ${t.done()}`;
+});
+
+runScenarios("journeys", scenarios).then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
