@@ -59,6 +59,8 @@ URI = "file:///bench/typing.py"
 FEATURES_ON = {"kvReuse": True, "typeahead": True}
 FEATURES_OFF = {"kvReuse": False, "typeahead": False}
 SERVED = ("typeahead", "inflight", "speculative")
+# Characters after which the typist pauses (a word ends).
+PAUSE_AFTER = frozenset(" \n(.,:=")
 MODEL_WORK = ("model", "empty", "inflight", "speculative")  # outcomes a model call is behind
 # Short enough that the whole file fits the prompt budget; --file/--function pick others.
 DEFAULT_FILE, DEFAULT_FUNCTION = "fnmatch.py", "translate"
@@ -126,6 +128,15 @@ class Replay:
     # The first request after the model is ready, and the same request right after.
     first_ms: float = 0.0
     again_ms: float = 0.0
+    # Pauses in typing (after a word), those that ended with a suggestion on screen
+    # within the pause, and why the others did not.
+    pauses: int = 0
+    shown: int = 0
+    empty_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def shown_rate(self) -> float:
+        return self.shown / self.pauses if self.pauses else float("nan")
 
 
 def plain(value: Any) -> Any:
@@ -170,11 +181,16 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
         loop = asyncio.get_running_loop()
         version = 1
 
+        # Per keystroke: whether a suggestion came, and after how long (ms).
+        answers: dict[int, tuple[bool, float]] = {}
+        pause_at: dict[int, tuple[int, int]] = {}  # pause keystrokes: their cursor
+
         async def request(key: int, sent: float, msg_id: str, line: int, col: int) -> None:
             try:
                 result = await pending[msg_id]
             except Exception:  # cancelled: superseded by the next keystroke
                 return
+            answers[key] = (bool(result is not None and result.items), (loop.time() - sent) * 1000)
             if result is not None and result.items:
                 out.answered += 1
                 out.latencies_ms.append((loop.time() - sent) * 1000)
@@ -182,6 +198,9 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
         tasks = []
         previous: str | None = None
         for i, char in enumerate(script.body):
+            before = script.body[i - 1] if i else ""
+            # The typist stops after a word (not within runs of indentation).
+            is_pause = args.pause_ms > 0 and char in PAUSE_AFTER and before.strip() != ""
             version += 1
             sent = loop.time()
             line, col = position_at(text, cursor)
@@ -201,7 +220,10 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
             tasks.append(task)
             previous = msg_id
             out.keystrokes += 1
-            pace = asyncio.sleep(args.pace_ms / 1000)
+            if is_pause:
+                pause_at[i] = (line, col)
+            gap_ms = max(args.pace_ms, args.pause_ms) if is_pause else args.pace_ms
+            pace = asyncio.sleep(gap_ms / 1000)
             if args.wait:  # the typist reads each suggestion before the next key
                 await asyncio.gather(pace, asyncio.wait_for(task, 600))
             else:
@@ -212,6 +234,15 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
         if args.verbose:
             for i, record in enumerate(recent):
                 print(f"{name} {i} {json.dumps(record)}", file=sys.stderr)
+        reasons = {(r["line"], r["character"]): r.get("reason") for r in recent}
+        for i, where in pause_at.items():
+            out.pauses += 1
+            items, ms = answers.get(i, (False, float("inf")))
+            if items and ms <= args.pause_ms:
+                out.shown += 1
+                continue
+            reason = "too slow" if items or i not in answers else (reasons.get(where) or "?")
+            out.empty_reasons[reason] = out.empty_reasons.get(reason, 0) + 1
         for record in recent:
             out.outcomes[record["outcome"]] = out.outcomes.get(record["outcome"], 0) + 1
             # Every model call: an empty answer's work counts too.
@@ -532,6 +563,12 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
             f"{off.answered}/{off.keystrokes}",
             "",
         ),
+        (
+            "pauses that ended with a suggestion on screen (shown rate)",
+            f"{on.shown}/{on.pauses} ({on.shown_rate:.0%})",
+            f"{off.shown}/{off.pauses} ({off.shown_rate:.0%})",
+            f"a pause: {args.pause_ms:.0f} ms after a word; shown: within the pause",
+        ),
         ("keystrokes served without a model call", f"{served(on):.0%}", f"{served(off):.0%}", ""),
         (
             "typed-ahead hit, server time p50 (ms)",
@@ -634,7 +671,11 @@ def report(args, script: Script, on: Replay, off: Replay, d: Direct) -> str:
     outcome_line = (
         f"Request outcomes, on: `{json.dumps(on.outcomes)}`; off: `{json.dumps(off.outcomes)}`."
     )
-    return "\n".join(lines) + "\n\n" + outcome_line
+    reasons_line = (
+        f"Why pauses ended without a suggestion, on: `{json.dumps(on.empty_reasons)}`; "
+        f"off: `{json.dumps(off.empty_reasons)}`."
+    )
+    return "\n".join(lines) + "\n\n" + outcome_line + "\n\n" + reasons_line
 
 
 def plot(on: Replay, off: Replay, path: Path, title: str) -> bool:
@@ -679,6 +720,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--function", default=DEFAULT_FUNCTION)
     p.add_argument("--chars", type=int, default=400, help="retype this many chars (0: all)")
     p.add_argument("--pace-ms", type=float, default=80.0, help="gap between keystrokes")
+    p.add_argument(
+        "--pause-ms",
+        type=float,
+        default=1000.0,
+        help="after each word the typist pauses this long; a suggestion shown within it"
+        " counts toward the shown rate (0: no pauses)",
+    )
     p.add_argument(
         "--no-wait",
         dest="wait",

@@ -15,6 +15,7 @@ import re
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -197,19 +198,29 @@ async def ask(
     timeout_s: float,
     cancel: threading.Event | None = None,
     code_reply: bool = False,
+    on_text: Callable[[str], None] | None = None,
 ) -> str:
     """One chat turn with the chat engine; raises EngineError when it is not ready.
 
     ``code_reply``: the answer is one code block, so generation ends when it closes.
+    ``on_text`` sees the reply so far after every token (progress reports).
     """
     engine = host.chat_engine
     if engine is None:
         status = host.chat_status
         raise EngineError(f"the chat model is not ready ({status.state}: {status.message})")
+    stop = stop_after_code_block if code_reply else stop_at_repetition
+    if on_text is not None:
+        plain_stop = stop
+
+        def stop(text: str) -> int | None:
+            on_text(text)
+            return plain_stop(text)
+
     request = GenerationRequest(
         prompt=engine.render_chat(messages),
         max_new_tokens=max_new_tokens,
-        stop_at=stop_after_code_block if code_reply else stop_at_repetition,
+        stop_at=stop,
         deadline=time.monotonic() + timeout_s,
     )
     if cancel is not None:
@@ -305,7 +316,52 @@ def clean_markdown(text: str) -> str:
         seen.add(key)
         paragraphs.append(paragraph)
         in_fence ^= sum(1 for line in paragraph.split("\n") if _FENCE.match(line)) % 2 == 1
+    if in_fence:  # a reply cut off inside a code block: close it, or it swallows the page
+        paragraphs[-1] += "\n```"
     return "\n\n".join(paragraphs)
+
+
+def _instruction_lines(messages: Messages) -> list[str]:
+    """The prompt's own sentences (outside code blocks), long enough to be telling."""
+    lines: list[str] = []
+    for message in messages:
+        if message.get("role") not in ("system", "user"):
+            continue
+        in_fence = False
+        for line in message.get("content", "").split("\n"):
+            if _FENCE.match(line):
+                in_fence = not in_fence
+                continue
+            if not in_fence and len(line.strip()) >= 24:
+                lines.append(" ".join(line.split()).lower())
+    return lines
+
+
+def echoes_prompt(answer: str, messages: Messages) -> bool:
+    """Whether ``answer`` repeats the instructions it was given instead of answering.
+
+    A base model without a chat template often continues the prompt: it writes the
+    question again (or the next turn's marker) rather than an answer. Such a reply
+    is no result, and showing it would show the user our prompt.
+    """
+    flat = " ".join(answer.split()).lower()
+    if any(marker.lower() in flat for marker in PLAIN_CHAT_MARKERS):
+        return True
+    # Half of a line is enough: a model that echoes tends to wander off mid-sentence.
+    return any(line[: max(24, len(line) // 2)] in flat for line in _instruction_lines(messages))
+
+
+def prose_problem(answer: str, messages: Messages) -> str | None:
+    """Why a prose answer (an explanation) is unusable, in the user's words; else None."""
+    prose = _FENCE_BLOCK.sub("", answer)
+    if len(re.sub(r"[\W_]+", "", prose)) < 12:
+        return "the model gave no explanation"
+    if echoes_prompt(answer, messages):
+        return "the model repeated the question instead of answering it"
+    return None
+
+
+_FENCE_BLOCK = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,}).*?(^[ \t]*\1[ \t]*$|\Z)")
 
 
 # -- review --------------------------------------------------------------------------------

@@ -27,6 +27,8 @@ class DocstringContent:
     params: dict[str, str] = field(default_factory=dict)
     returns: str = ""
     raises: dict[str, str] = field(default_factory=dict)
+    # True when the reply held no prose at all and ``summary`` is the stand-in.
+    is_empty: bool = False
 
 
 def _bare(name: str) -> str:
@@ -220,9 +222,11 @@ def parse_reply(reply: str, facts: DefinitionFacts) -> DocstringContent:
             raises[name] = _sentence(desc, _MAX_DESCRIPTION)
     returns = _returns_description(lines) if facts.documents_return else ""
     fallback = f"{'Class' if facts.kind == 'class' else 'Function'} {facts.name}."
+    summary = _sentence(summary, _MAX_SUMMARY)
     return DocstringContent(
-        summary=_sentence(summary, _MAX_SUMMARY) or fallback,
+        summary=summary or fallback,
         params=params,
         returns=_sentence(returns, _MAX_DESCRIPTION) if returns else "",
         raises=raises,
+        is_empty=not (summary or params or returns or raises),
     )

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.workspace import TextDocument, Workspace
 
-from mmlsp.positions import offset_at
+from mmlsp.positions import offset_at, position_at
 from mmlsp.syntax import SyntaxDocument, language_for
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,21 @@ def apply_changes(text: str, changes: Sequence[types.TextDocumentContentChangeEv
     for change in changes:
         text = apply_change(text, change)
     return text
+
+
+def edit_end(
+    text: str, changes: Sequence[types.TextDocumentContentChangeEvent]
+) -> types.Position | None:
+    """Where the last change's inserted text ends in ``text`` (the document after all
+    of ``changes``): the cursor, typically. None for a whole-document replacement."""
+    if not changes or not isinstance(change := changes[-1], types.TextDocumentContentChangePartial):
+        return None
+    start, end = change.range.start, change.range.end
+    if (end.line, end.character) < (start.line, start.character):
+        start = end  # reversed ranges are swapped, as apply_change does
+    offset = offset_at(text, start.line, start.character) + len(change.text)
+    line, character = position_at(text, min(offset, len(text)))
+    return types.Position(line=line, character=character)
 
 
 def open_document(workspace: Workspace, uri: str) -> TextDocument | None:

@@ -616,9 +616,17 @@ FILTERS: dict[str, Filter] = {f.__name__: f for f in PIPELINE}
 
 def finish(raw: str, ctx: CursorContext) -> str | None:
     """Clean the generated text; None when nothing worth showing is left."""
+    return finish_why(raw, ctx)[0]
+
+
+def finish_why(raw: str, ctx: CursorContext) -> tuple[str | None, str | None]:
+    """``finish``, and when it leaves nothing, the name of the filter that dropped it
+    (``"no text"`` when the model wrote nothing at all), for the empty-answer counts."""
+    if not raw:
+        return None, "no text"
     text: str | None = raw
     for step in PIPELINE:
         text = step(text, ctx)
         if text is None:
-            return None
-    return text
+            return None, step.__name__
+    return text, None

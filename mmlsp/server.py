@@ -8,8 +8,10 @@ pending diagnostics publish per document.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -21,7 +23,13 @@ from pygls.protocol.json_rpc import MsgId
 
 from mmlsp import __version__
 from mmlsp.config import Settings, merge
-from mmlsp.documents import SyntaxStore, apply_changes, document_summary, open_document
+from mmlsp.documents import (
+    SyntaxStore,
+    apply_changes,
+    document_summary,
+    edit_end,
+    open_document,
+)
 from mmlsp.engine import EngineError, EngineHost, GenerationFailed, LoadSpec, Status
 from mmlsp.features.actions import COMMANDS, KINDS, ActionService
 from mmlsp.features.completion import (
@@ -32,12 +40,21 @@ from mmlsp.features.completion import (
 )
 from mmlsp.features.diagnostics import syntax_diagnostics
 from mmlsp.features.hover import HoverService
+from mmlsp.features.progress import ProgressService
 from mmlsp.features.review import ReviewService
+from mmlsp.positions import offset_at
 from mmlsp.workspace import WorkspaceIndex, workspace_roots
 
 log = logging.getLogger(__name__)
 
 STATUS_REQUEST = "mmlsp/status"
+# A client's hint that the user is looking at a document (focus, cursor at rest):
+# params {textDocument: {uri}, position?}. The server warms that prompt's KV cache.
+WARM_NOTIFICATION = "mmlsp/warm"
+# After opening a document, and after the user stops editing one, how long to wait
+# before warming its prompt in the background.
+WARM_AFTER_OPEN_S = 0.3
+WARM_AFTER_EDIT_S = 2.0
 DOCUMENT_STATE_REQUEST = "mmlsp/documentState"
 _LOG_TYPES = {
     logging.ERROR: types.MessageType.Error,
@@ -84,6 +101,35 @@ class MmlspProtocol(LanguageServerProtocol):
             callback = finished
         super()._execute_handler(msg_id, handler, callback, args, kwargs)
 
+    def _run_generator(
+        self, future: Any, *, gen: Any, result_future: concurrent.futures.Future[Any]
+    ) -> None:
+        """pygls' generator step (``workspace/executeCommand`` runs the command this way),
+        with two fixes: a cancelled request cancels the command it is running, so that
+        ``$/cancelRequest`` stops the model rather than only the answer; and the inner
+        handler's future leaves ``_request_futures`` when it is done instead of staying
+        there for the life of the server."""
+        if result_future.cancelled():
+            return
+        try:
+            value = future.result() if future is not None else None
+            handler, args, kwargs = gen.send(value)
+        except StopIteration as stop:
+            result_future.set_result(stop.value)
+            return
+        except Exception as exc:
+            result_future.set_exception(exc)
+            return
+        inner_id = str(uuid.uuid4())
+
+        def step(inner: Any) -> None:
+            self._request_futures.pop(inner_id, None)
+            self._run_generator(inner, gen=gen, result_future=result_future)
+
+        self._execute_handler(inner_id, handler, step, args, kwargs)
+        if (inner := self._request_futures.get(inner_id)) is not None:
+            result_future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
         document = open_document(self.workspace, params.text_document.uri)
@@ -111,10 +157,12 @@ class MmlspServer(LanguageServer):
         self.workspace_index = WorkspaceIndex()
         self.completions = Completions(self.host, self.syntax.get, self.workspace_index)
         self.pending_diagnostics: dict[str, asyncio.TimerHandle] = {}
+        self.pending_warm: dict[str, asyncio.TimerHandle] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.init_errors: list[str] = []
         self.shown_messages: set[str] = set()
         # Code actions, hover and review (features/actions.py, hover.py, review.py).
+        self.progress = ProgressService(self)
         self.actions = ActionService(self)
         self.hover = HoverService(self)
         self.review = ReviewService(self)
@@ -227,6 +275,29 @@ class MmlspServer(LanguageServer):
         delay = self.settings.diagnostics_debounce_ms / 1000
         self.pending_diagnostics[uri] = loop.call_later(delay, self.publish_syntax, uri)
 
+    # -- KV warming ----------------------------------------------------------------
+    def warm(
+        self, uri: str, position: types.Position | None = None, since: float = float("-inf")
+    ) -> None:
+        """Warm the document's prompt at ``position`` (None: its first window), unless
+        a completion request came after ``since``."""
+        self.pending_warm.pop(uri, None)
+        document = open_document(self.workspace, uri)
+        if document is None:
+            return
+        offset = None
+        if position is not None and valid_position(document.source, position):
+            offset = offset_at(document.source, position.line, position.character)
+        if self.completions.warm(uri, document.source, offset, self.settings, since):
+            log.debug("warming %s at %s", uri, position or "its first window")
+
+    def schedule_warm(self, uri: str, delay: float, position: types.Position | None) -> None:
+        if (handle := self.pending_warm.pop(uri, None)) is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        since = time.monotonic()
+        self.pending_warm[uri] = loop.call_later(delay, self.warm, uri, position, since)
+
     # -- completion ---------------------------------------------------------------
     async def suggestion_at(self, uri: str, position: types.Position):
         """The newest request for a document supersedes the one before it."""
@@ -293,6 +364,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
                 logging.INFO,
             )
         ls.publish_syntax(doc.uri)
+        ls.schedule_warm(doc.uri, WARM_AFTER_OPEN_S, None)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
@@ -304,6 +376,9 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         ls.syntax.change(uri, params.content_changes, document.source)
         ls.workspace_index.changed(uri, document.source, params.content_changes)
         ls.schedule_syntax(uri)
+        # When the user stops editing without asking for a suggestion (a paste, an
+        # undo, a formatter), warm the prompt where the last edit ended.
+        ls.schedule_warm(uri, WARM_AFTER_EDIT_S, edit_end(document.source, params.content_changes))
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
@@ -312,8 +387,9 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         ls.workspace_index.closed(uri)
         ls.review.stop(uri)
         ls.completions.closed(uri)
-        if (handle := ls.pending_diagnostics.pop(uri, None)) is not None:
-            handle.cancel()
+        for pending in (ls.pending_diagnostics, ls.pending_warm):
+            if (handle := pending.pop(uri, None)) is not None:
+                handle.cancel()
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )
@@ -357,6 +433,21 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(params: types.HoverParams) -> types.Hover | None:
         return await ls.hover.hover(params)
+
+    @ls.feature(WARM_NOTIFICATION)
+    def warm(params: Any) -> None:
+        document = getattr(params, "textDocument", None) or getattr(params, "text_document", None)
+        uri = getattr(document, "uri", None)
+        if not isinstance(uri, str):
+            return
+        raw = getattr(params, "position", None)
+        line, character = getattr(raw, "line", None), getattr(raw, "character", None)
+        position = (
+            types.Position(line=line, character=character)
+            if isinstance(line, int) and isinstance(character, int)
+            else None
+        )
+        ls.schedule_warm(uri, 0.0, position)
 
     @ls.feature(STATUS_REQUEST)
     def status(_params: Any = None) -> dict[str, Any]:

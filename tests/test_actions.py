@@ -103,9 +103,20 @@ def test_listing_calls_no_model_and_carries_data() -> None:
     assert (
         list_actions(doc, point(99, 0), [], None, docstring_style="google", resolvable=True) == []
     )
-    # In a function body (not its header) there is no docstring action.
+    # In a function body (not its header) there is no docstring action, and no Explain:
+    # it is offered on a definition's name or a selection, not on every line.
     body = list_actions(doc, point(4, 6), [], None, docstring_style="google", resolvable=True)
-    assert [a.title for a in body] == ["Explain with AI"]
+    assert [a.title for a in body] == []
+    for line, character in ((0, 3), (8, 2), (3, 0)):  # an import, a constant, the `def`
+        listed = list_actions(
+            doc, point(line, character), [], None, docstring_style="google", resolvable=True
+        )
+        assert "Explain with AI" not in [a.title for a in listed]
+    for character in (4, 6, 8):  # on the name `mean`, and right after it
+        listed = list_actions(
+            doc, point(3, character), [], None, docstring_style="google", resolvable=True
+        )
+        assert [a.title for a in listed][-1] == "Explain with AI"
     # A selection offers a fix for it.
     selection = types.Range(types.Position(4, 4), types.Position(5, 10))
     titles = [
@@ -245,6 +256,100 @@ def test_command_arguments() -> None:
     )
     reversed_range = {"start": {"line": 3, "character": 2}, "end": {"line": 1, "character": 0}}
     assert parse_range(reversed_range) == types.Range(types.Position(1, 0), types.Position(3, 2))
-    for bad in ([], ["file:///a.py"], [1, {"line": 0}], ["file:///a.py", {"line": "x"}], ["u", 5]):
+    # The LSP-shaped object some clients build from their request parameters.
+    lsp_shaped = {"textDocument": {"uri": "file:///a.py"}, "position": {"line": 2, "character": 4}}
+    assert parse_location([lsp_shaped]) == ("file:///a.py", point(2, 4))
+    lsp_shaped["range"] = rng
+    assert parse_location([lsp_shaped, "why"])[1] == types.Range(
+        types.Position(1, 0), types.Position(3, 2)
+    )
+    for bad in (
+        [],
+        ["file:///a.py"],
+        [{"textDocument": {"uri": 5}}],
+        [1, {"line": 0}],
+        ["file:///a.py", {"line": "x"}],
+        ["u", 5],
+    ):
         with pytest.raises(ActionError):
             parse_location(bad)
+
+
+BROKEN = (
+    "def low_stock(items):\n"  # 0
+    "    for item in items\n"  # 1
+    "        print(item)\n"  # 2
+)
+
+
+async def test_a_fix_that_keeps_the_diagnosed_error_is_not_offered(tmp_path: Path) -> None:
+    """Fewer errors than before is not enough: the diagnosed problem must go away."""
+    doc = make_doc(BROKEN)
+    kept = "def low_stock(items):\n    for item in items\n        print(item)\n    return items"
+    engine = ScriptedEngine([kept, kept])
+    diag = types.Diagnostic(range=point(1, 21), message="expected ':'")
+    with pytest.raises(ActionError, match="does not parse .* even after a retry"):
+        await fix_edit(doc, diag.range, diag.message, asker(engine, tmp_path))
+    # The retry that repairs it is taken.
+    fixed = "    for item in items:"
+    engine = ScriptedEngine([kept, fixed])
+    edit = await fix_edit(doc, diag.range, diag.message, asker(engine, tmp_path))
+    assert "for item in items:" in apply(doc, edit)
+    assert SyntaxDocument(apply(doc, edit), "python").tree.root_node.has_error is False
+
+
+async def test_a_fix_never_defines_a_function_twice(tmp_path: Path) -> None:
+    """Asked to fix one line, a small model answers with the whole function: that
+    replaces the function (not the line, which would nest a second ``def``); a reply
+    that defines another existing function again is refused."""
+    text = (
+        "def helper():\n    return 1\n\n\n"
+        "def low_stock(items):\n    total = 0\n    return [i for i in items if i < total]\n"
+    )
+    doc = make_doc(text)
+    selection = types.Range(types.Position(5, 4), types.Position(5, 13))
+    whole = "def low_stock(items):\n    total = 5\n    return [i for i in items if i < total]"
+    engine = ScriptedEngine([f"```python\n{whole}\n```"])
+    edit = await fix_edit(doc, selection, "total should start at 5", asker(engine, tmp_path))
+    fixed = apply(doc, edit)
+    assert fixed == text.replace("total = 0", "total = 5")
+    assert fixed.count("def low_stock") == 1
+    again = "def helper():\n    return 5\ntotal = helper()"
+    engine = ScriptedEngine([again, again])
+    with pytest.raises(ActionError, match="defines `helper` a second time"):
+        await fix_edit(doc, selection, "use the helper", asker(engine, tmp_path))
+    # The broken function of the issue: the whole function back, with its error fixed.
+    broken = make_doc(BROKEN)
+    fixed_whole = "def low_stock(items):\n    for item in items:\n        print(item)"
+    engine = ScriptedEngine([fixed_whole])
+    edit = await fix_edit(broken, point(1, 21), "expected ':'", asker(engine, tmp_path))
+    assert apply(broken, edit) == fixed_whole + "\n"
+
+
+async def test_a_fix_must_satisfy_cpython_where_tree_sitter_is_lenient(tmp_path: Path) -> None:
+    """An empty block body: tree-sitter accepts it, CPython says "expected an indented block"."""
+    doc = make_doc("def f(items):\n    return 1\n")
+    empty_body = "def f(items):\n    for item in items:\n    return 1"
+    engine = ScriptedEngine([empty_body, empty_body])
+    with pytest.raises(ActionError, match="expected an indented block"):
+        await fix_edit(doc, point(1, 4), "loop over items", asker(engine, tmp_path))
+
+
+async def test_explain_that_echoes_the_prompt_or_says_nothing_is_an_error(
+    tmp_path: Path,
+) -> None:
+    doc = make_doc()
+    echo = "Explain `mean` to a colleague who is reading it for the first time.\n"
+    for reply, problem in ((echo, "repeated the question"), ("```python\n```", "no explanation")):
+        engine = ScriptedEngine([reply])
+        with pytest.raises(ActionError, match=problem):
+            await explain_markdown(doc, point(3, 5), asker(engine, tmp_path))
+
+
+async def test_docstring_from_a_reply_without_prose_is_not_offered(tmp_path: Path) -> None:
+    from mmlsp.features.actions import docstring_edit
+
+    doc = make_doc()
+    engine = ScriptedEngine(['"""\n"""', "def mean(values):"])
+    with pytest.raises(ActionError, match="wrote no docstring text"):
+        await docstring_edit(doc, point(3, 5), "google", asker(engine, tmp_path))

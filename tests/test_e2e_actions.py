@@ -347,7 +347,7 @@ async def test_real_instruct_chat_model_explains(tiny_model_dir: Path, tmp_path:
         )
         header, _, body = markdown.partition("\n")
         assert header == "# Explanation of `mean`"
-        prose = body.split("<sub>")[0]
+        prose = body.split("```")[0]
         assert len(re.findall(r"[A-Za-z]{3,}", prose)) >= 10, markdown
     finally:
         await session.__aexit__(None, None, None)

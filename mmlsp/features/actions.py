@@ -27,6 +27,8 @@ Commands (``workspace/executeCommand``), each taking ``[uri, position]`` or
 
 from __future__ import annotations
 
+import ast
+import asyncio
 import logging
 import os
 import re
@@ -36,7 +38,7 @@ import textwrap
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
@@ -46,9 +48,12 @@ from mmlsp.config import Settings
 from mmlsp.docstrings import parse_reply, render_body, render_literal, skeleton
 from mmlsp.documents import open_document
 from mmlsp.engine import EngineError, EngineHost
+from mmlsp.features.progress import Work
 from mmlsp.outline import (
     DEFINITIONS,
     definition_facts,
+    definition_named_at,
+    definitions,
     docstring_node,
     docstring_slot,
     docstring_text,
@@ -62,6 +67,7 @@ from mmlsp.positions import LineIndex, encode_utf8
 from mmlsp.syntax import SyntaxDocument, parse, syntax_problems
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 COMMAND_FIX = "mmlsp.fix"
 COMMAND_ADD_DOCSTRING = "mmlsp.addDocstring"
@@ -90,6 +96,12 @@ class ActionError(JsonRpcException):
     """
 
     CODE = -32803  # LSP RequestFailed
+
+
+class ActionCancelled(ActionError):
+    """The user cancelled the work (its progress, or the request): no popup for it."""
+
+    CODE = -32800  # LSP RequestCancelled
 
 
 @dataclass(frozen=True)
@@ -166,7 +178,16 @@ def parse_range(value: Any) -> types.Range | None:
 
 
 def parse_location(args: Sequence[Any]) -> tuple[str, types.Range]:
-    """``(uri, range)`` from command arguments ``[uri, position-or-range, ...]``."""
+    """``(uri, range)`` from command arguments ``[uri, position-or-range, ...]``.
+
+    The LSP-shaped ``[{textDocument: {uri}, position | range}, ...]`` that some
+    clients build from their request parameters is taken too.
+    """
+    if args and isinstance(args[0], dict) and isinstance(args[0].get("textDocument"), dict):
+        first = args[0]
+        uri = first["textDocument"].get("uri")
+        where = first.get("range", first.get("position"))
+        args = [uri, where, *args[1:]]
     if len(args) < 2 or not isinstance(args[0], str):
         raise ActionError("expected arguments [uri, {line, character}] or [uri, {start, end}]")
     rng = parse_range(args[1])
@@ -217,6 +238,16 @@ def _header_definition(doc: Doc, rng: types.Range) -> Any:
     if top.start_point.row <= rng.start.line <= last_header_row:
         return node
     return None
+
+
+def _on_definition_name(doc: Doc, position: types.Position) -> bool:
+    """Whether the cursor is on (or just after) a ``def``/``class`` name."""
+    if doc.syntax is None:
+        return False
+    byte = doc.byte(doc.offset(position))
+    return any(
+        definition_named_at(doc.syntax.tree, b) is not None for b in {byte, max(0, byte - 1)}
+    )
 
 
 def list_actions(
@@ -274,7 +305,11 @@ def list_actions(
                 types.CodeActionKind.RefactorRewrite,
                 {"action": "docstring", "range": range_json(rng)},
             )
-    if _kind_wanted(types.CodeActionKind.Empty, only):
+    # Explain is offered for a selection or on a definition's name, not at every cursor
+    # position: a lightbulb on every line is noise (the command still works anywhere).
+    if _kind_wanted(types.CodeActionKind.Empty, only) and (
+        rng.start != rng.end or _on_definition_name(doc, rng.start)
+    ):
         title = "Explain selection with AI" if rng.start != rng.end else "Explain with AI"
         actions.append(
             types.CodeAction(
@@ -305,7 +340,10 @@ class Target:
 
 def _whole_lines(doc: Doc, rng: types.Range) -> Target:
     index = doc.index
-    start = index.offset_at(rng.start.line, 0)
+    # From the first line's code, not its column 0: a replacement starts after the
+    # indentation it keeps (``chat.reindent`` leaves its first line unindented).
+    first = index.line_text(rng.start.line)
+    start = index.offset_at(rng.start.line, 0) + len(first) - len(first.lstrip())
     end_line = rng.end.line
     if rng.end.character == 0 and rng.end.line > rng.start.line:
         end_line -= 1  # a selection ending at column 0 does not include that line
@@ -368,19 +406,65 @@ def _truncate_lines(code: str, limit: int = _MAX_CODE_LINES) -> str:
 
 
 def parse_problem(doc: Doc, target: Target, replacement: str) -> str | None:
-    """Why ``replacement`` may not replace the target: more syntax errors than now."""
+    """Why ``replacement`` may not replace the target, else None.
+
+    Not "no worse than before", which let a fix keep the broken line it was asked to
+    fix: the replaced span must hold no syntax error at all (tree-sitter's, and for
+    Python CPython's own, which also catches what tree-sitter accepts), the document
+    must have no more errors than before, and the replacement must not define again
+    a function or class the document already has (a model that answers "fix this
+    line" with the whole function around it).
+    """
     if doc.syntax is None:
         return None  # no grammar for this language: nothing to check against
     language = doc.syntax.language
     candidate = doc.text[: target.start] + replacement + doc.text[target.end :]
     checked = SyntaxDocument(candidate, language)
-    problems = syntax_problems(checked, limit=1000)
-    if len(problems) <= len(syntax_problems(doc.syntax, limit=1000)):
-        return None
     first_line = doc.index.position_at(target.start)[0]
-    ours = [p for p in problems if p.range.start.line >= first_line] or problems
-    problem = ours[0]
-    return f"{problem.message} on line {problem.range.start.line - first_line + 1}"
+    last_line = first_line + replacement.count("\n")
+    problems = syntax_problems(checked, limit=1000)
+    inside = [p for p in problems if first_line <= p.range.start.line <= last_line]
+    if inside:
+        problem = inside[0]
+        return f"{problem.message} on line {problem.range.start.line - first_line + 1}"
+    if len(problems) > len(syntax_problems(doc.syntax, limit=1000)):
+        problem = problems[0]
+        return f"{problem.message} on line {problem.range.start.line - first_line + 1}"
+    if language == "python" and (error := _cpython_error(candidate)) is not None:
+        line, message = error
+        if first_line <= line <= last_line:
+            return f"{message} on line {line - first_line + 1}"
+    return _duplicated_definition(doc, checked, first_line, last_line)
+
+
+def _cpython_error(text: str) -> tuple[int, str] | None:
+    """CPython's first syntax error as ``(0-based line, message)``; parsing runs nothing."""
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        return max(0, (exc.lineno or 1) - 1), exc.msg
+    except (ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting
+        return None
+    return None
+
+
+def _duplicated_definition(
+    doc: Doc, checked: SyntaxDocument, first_line: int, last_line: int
+) -> str | None:
+    """A definition inside the new span whose name the document now defines once more."""
+    assert doc.syntax is not None
+    for node in definitions(checked.tree):
+        if not first_line <= node.start_point.row <= last_line:
+            continue
+        ident = node.child_by_field_name("name")
+        if ident is None:
+            continue
+        name = node_text(checked.source, ident)
+        after = len(find_definitions(checked.tree, checked.source, name))
+        before = len(find_definitions(doc.syntax.tree, doc.source, name))
+        if after > max(before, 1):
+            return f"it defines `{name}` a second time"
+    return None
 
 
 Ask = Callable[[chat.Messages], Awaitable[str]]
@@ -390,24 +474,27 @@ async def checked_replacement(
     doc: Doc,
     target: Target,
     messages: chat.Messages,
-    build: Callable[[str], str],
+    build: Callable[[str], str | tuple[Target, str]],
     ask: Ask,
     what: str,
-) -> str:
+) -> tuple[Target, str]:
     """The replacement built from the model's reply, parsed in place; one retry with the error.
 
-    A reply with no code, or the same code, is rejected like one that does not parse.
+    ``build`` may widen the target (a reply that rewrites the whole enclosing
+    function). A reply with no code, or the same code, is rejected like one that
+    does not parse.
     """
     reply = await ask(messages)
     problem = ""
     for attempt in range(2):
         try:
-            replacement = build(reply)
+            built = build(reply)
         except Rejected as exc:
             problem, feedback = str(exc), exc.feedback
         else:
-            if (found := parse_problem(doc, target, replacement)) is None:
-                return replacement
+            where, replacement = built if isinstance(built, tuple) else (target, built)
+            if (found := parse_problem(doc, where, replacement)) is None:
+                return where, replacement
             problem = feedback = f"it does not parse ({found})"
         log.info("%s rejected (attempt %d): %s", what, attempt + 1, problem)
         if attempt == 0:
@@ -465,6 +552,28 @@ def _build_code(code: str, indent: str, language: str | None = None) -> Callable
     return build
 
 
+def enclosing_definition_target(doc: Doc, target: Target) -> Target | None:
+    """The definition around a target that is only part of it (a fix of one line in a
+    function that does not parse), to widen to when the reply rewrites it whole."""
+    if doc.syntax is None:
+        return None
+    node = enclosing_definition(doc.syntax.tree, doc.byte(target.start), doc.byte(target.end))
+    if node is None:
+        return None
+    if node.parent is not None and node.parent.type == "decorated_definition":
+        node = node.parent
+    wider = Target(doc.from_byte(node.start_byte), doc.from_byte(node.end_byte))
+    return wider if (wider.start, wider.end) != (target.start, target.end) else None
+
+
+def _defines(code: str, language: str, name: str) -> bool:
+    """Whether ``code``'s top level defines ``name``."""
+    source = textwrap.dedent(code).encode()
+    tree = parse(source.decode(), language)
+    return any(node.parent == tree.root_node or node.parent.parent == tree.root_node
+               for node in find_definitions(tree, source, name))  # fmt: skip
+
+
 async def fix_edit(doc: Doc, rng: types.Range, problem: str, ask: Ask) -> types.TextEdit:
     """Replace the function or statement at ``rng`` with the model's fix for ``problem``."""
     target = fix_target_for(doc, rng)
@@ -474,9 +583,25 @@ async def fix_edit(doc: Doc, rng: types.Range, problem: str, ask: Ask) -> types.
     messages = chat.fix_messages(doc.language_id, code, problem, before, after)
     indent = _line_indent(doc.text, target.start)
     language = doc.syntax.language if doc.syntax is not None else None
-    build = _build_code(doc.text[target.start : target.end], indent, language)
-    replacement = await checked_replacement(doc, target, messages, build, ask, "fix")
-    return types.TextEdit(range=target.range(doc), new_text=replacement)
+    build_narrow = _build_code(doc.text[target.start : target.end], indent, language)
+    wider = enclosing_definition_target(doc, target)
+    build: Callable[[str], str | tuple[Target, str]] = build_narrow
+    if wider is not None and language is not None and doc.syntax is not None:
+        name_node = enclosing_definition(doc.syntax.tree, doc.byte(target.start))
+        ident = name_node.child_by_field_name("name") if name_node is not None else None
+        name = node_text(doc.source, ident) if ident is not None else None
+        wide_code = doc.text[wider.start : wider.end]
+        build_wide = _build_code(wide_code, _line_indent(doc.text, wider.start), language)
+
+        def build(reply: str) -> str | tuple[Target, str]:
+            # A small model asked to fix one line of a function that does not parse
+            # answers with the whole function: that replaces the function, not the line.
+            if name is not None and _defines(chat.strip_fences(reply), language, name):
+                return wider, build_wide(reply)
+            return build_narrow(reply)
+
+    where, replacement = await checked_replacement(doc, target, messages, build, ask, "fix")
+    return types.TextEdit(range=where.range(doc), new_text=replacement)
 
 
 async def docstring_edit(doc: Doc, rng: types.Range, style: str, ask: Ask) -> types.TextEdit:
@@ -505,12 +630,20 @@ async def docstring_edit(doc: Doc, rng: types.Range, style: str, ask: Ask) -> ty
     )
 
     def build(reply: str) -> str:
+        if chat.echoes_prompt(reply, messages):
+            raise Rejected(
+                "it repeated the question instead of answering it",
+                "the reply repeats the instructions; write the docstring text itself",
+            )
         content = parse_reply(chat.strip_fences(reply), facts)
+        if content.is_empty:
+            # parse_reply fills in a stand-in summary; alone it is no docstring.
+            raise Rejected("it wrote no docstring text", "the reply has no docstring text")
         literal = render_literal(render_body(facts, content, style), slot.indent)
         return slot.before + literal + slot.after
 
-    replacement = await checked_replacement(doc, target, messages, build, ask, "docstring")
-    return types.TextEdit(range=target.range(doc), new_text=replacement)
+    where, replacement = await checked_replacement(doc, target, messages, build, ask, "docstring")
+    return types.TextEdit(range=where.range(doc), new_text=replacement)
 
 
 async def explain_markdown(doc: Doc, rng: types.Range, ask: Ask) -> tuple[str, str]:
@@ -519,17 +652,18 @@ async def explain_markdown(doc: Doc, rng: types.Range, ask: Ask) -> tuple[str, s
     code = _truncate_lines(_code_of(doc, target))
     if not code.strip():
         raise ActionError("nothing to explain here")
-    answer = chat.clean_markdown(
-        await ask(chat.explain_messages(doc.language_id, code, target.name))
-    )
-    if not answer:
-        raise ActionError("the model gave no explanation")
+    messages = chat.explain_messages(doc.language_id, code, target.name)
+    answer = chat.clean_markdown(await ask(messages))
+    if (problem := chat.prose_problem(answer, messages)) is not None:
+        raise ActionError(f"{problem}; nothing to show")
     line = doc.index.position_at(target.start)[0] + 1
     title = f"`{target.name}`" if target.name else f"line {line}"
     fence = "````" if "```" in code else "```"
+    # Plain Markdown only: every client renders it (HTML such as <sub> shows as text).
+    where = doc.uri.rsplit("/", 1)[-1] or doc.uri
     markdown = (
         f"# Explanation of {title}\n\n{answer}\n\n"
-        f"<sub>{doc.uri}, line {line}</sub>\n\n{fence}{doc.language_id}\n{code}\n{fence}\n"
+        f"*{where}, line {line}:*\n\n{fence}{doc.language_id}\n{code}\n{fence}\n"
     )
     return title, markdown
 
@@ -625,13 +759,42 @@ class ActionService:
     def settings(self) -> Settings:
         return self.server.settings
 
-    def _ask(self, max_new_tokens: int, code_reply: bool = False) -> Ask:
+    def _ask(self, max_new_tokens: int, work: Work, code_reply: bool = False) -> Ask:
         async def ask(messages: chat.Messages) -> str:
-            return await chat.ask(
-                self.host, messages, max_new_tokens, ACTION_TIMEOUT_S, code_reply=code_reply
-            )
+            work.report("thinking…", force=True)
+            try:
+                return await chat.ask(
+                    self.host,
+                    messages,
+                    max_new_tokens,
+                    ACTION_TIMEOUT_S,
+                    cancel=work.cancel,
+                    code_reply=code_reply,
+                    on_text=work.on_text,
+                )
+            except EngineError as exc:
+                if work.cancel.is_set():
+                    raise ActionCancelled("cancelled") from exc
+                raise
 
         return ask
+
+    async def _with_progress(self, title: str, run: Callable[[Work], Awaitable[T]]) -> T:
+        """Run model-backed work under a cancellable work-done progress titled ``title``."""
+        work = await self.server.progress.start(f"mmlsp: {title}")
+        outcome = "cancelled"
+        try:
+            result = await run(work)
+            outcome = "done"
+            return result
+        except ActionError as exc:
+            outcome = str(exc)
+            raise
+        except asyncio.CancelledError:
+            work.cancel.set()  # the request was cancelled: stop the model too
+            raise
+        finally:
+            work.end(outcome)
 
     # LSP entry points ------------------------------------------------------------------
     def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
@@ -658,26 +821,31 @@ class ActionService:
         rng = parse_range(data.get("range"))
         if rng is None or not doc.valid(rng):
             raise ActionError("the action's range is outside the document")
-        try:
-            if data["action"] == "fix":
-                # Room for the target rewritten with some additions, fences included
-                # (code runs about 3 to 4 characters a token).
-                target = fix_target_for(doc, rng)
-                tokens = min(1536, (target.end - target.start) // 2 + 96)
-                ask = self._ask(tokens, code_reply=True)
-                edit = await fix_edit(doc, rng, str(data.get("message") or ""), ask)
-            else:
-                ask = self._ask(320, code_reply=True)
-                edit = await docstring_edit(doc, rng, self.settings.docstring_style, ask)
-        except EngineError as exc:
-            raise ActionError(str(exc)) from exc
-        return doc, edit
+
+        async def run(work: Work) -> types.TextEdit:
+            try:
+                if data["action"] == "fix":
+                    # Room for the target rewritten with some additions, fences included
+                    # (code runs about 3 to 4 characters a token).
+                    target = fix_target_for(doc, rng)
+                    tokens = min(1536, (target.end - target.start) // 2 + 96)
+                    ask = self._ask(tokens, work, code_reply=True)
+                    return await fix_edit(doc, rng, str(data.get("message") or ""), ask)
+                ask = self._ask(320, work, code_reply=True)
+                return await docstring_edit(doc, rng, self.settings.docstring_style, ask)
+            except EngineError as exc:
+                raise ActionError(str(exc)) from exc
+
+        title = "fixing the code" if data["action"] == "fix" else "writing the docstring"
+        return doc, await self._with_progress(title, run)
 
     async def resolve(self, action: types.CodeAction) -> types.CodeAction:
         if not isinstance(action.data, dict) or "action" not in action.data:
             return action  # not one of ours to resolve (e.g. Explain, which is a command)
         try:
             doc, edit = await self.compute_edit(action.data)
+        except ActionCancelled:
+            raise
         except ActionError as exc:
             self.server.notify_user(f"{action.title}: {exc}", logging.WARNING)
             raise
@@ -692,8 +860,9 @@ class ActionService:
                 edit=workspace_edit(doc, edit, self._versioned()), label="mmlsp"
             )
         )
-        if not result.applied:
-            raise ActionError(f"the editor did not apply the edit: {result.failure_reason}")
+        if not getattr(result, "applied", False):  # a client may even answer null
+            reason = getattr(result, "failure_reason", None) or "no reason given"
+            raise ActionError(f"the editor did not apply the edit: {reason}")
         return True
 
     async def execute(self, command: str, args: Sequence[Any]) -> Any:
@@ -714,6 +883,8 @@ class ActionService:
             else:
                 data = {"action": "docstring", "range": range_json(rng)}
             return await self.apply({**data, "uri": doc.uri, "version": doc.version})
+        except ActionCancelled:
+            raise
         except ActionError as exc:
             self.server.notify_user(f"{command}: {exc}", logging.WARNING)
             raise
@@ -722,10 +893,14 @@ class ActionService:
         doc = self.doc(uri)
         if not doc.valid(rng):
             raise ActionError("the range is outside the document")
-        try:
-            title, markdown = await explain_markdown(doc, rng, self._ask(320))
-        except EngineError as exc:
-            raise ActionError(str(exc)) from exc
+
+        async def run(work: Work) -> tuple[str, str]:
+            try:
+                return await explain_markdown(doc, rng, self._ask(320, work))
+            except EngineError as exc:
+                raise ActionError(str(exc)) from exc
+
+        title, markdown = await self._with_progress("explaining the code", run)
         if show:
             await self._show(title, markdown)
         return markdown
@@ -737,7 +912,7 @@ class ActionService:
                 result = await self.server.window_show_document_async(
                     types.ShowDocumentParams(uri=path.as_uri(), external=False, take_focus=True)
                 )
-                if result.success:
+                if getattr(result, "success", False):  # a client may even answer null
                     return
             except Exception as exc:  # a client may refuse; fall back to a message
                 log.debug("window/showDocument failed: %s", exc)

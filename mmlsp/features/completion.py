@@ -24,7 +24,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from lsprotocol import types
@@ -36,7 +36,7 @@ from mmlsp.engine import EngineError, EngineHost, GenerationRequest, GenerationR
 from mmlsp.features.debounce import TypingPace
 from mmlsp.features.typeahead import Entry, TypeaheadCache, remainder, typed_since
 from mmlsp.positions import offset_at
-from mmlsp.postprocess import finish, replace_suffix_chars, stop_at
+from mmlsp.postprocess import finish_why, replace_suffix_chars, stop_at
 from mmlsp.prompts import FimTemplate, build_prompt, render_context
 from mmlsp.shape import CLOSERS
 from mmlsp.syntax import SyntaxDocument
@@ -116,6 +116,28 @@ def prepare_prompt(
     return ctx, prompt
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one completion call gave: the suggestion, the model's work behind it, and
+    for an empty answer, why (``EMPTY_REASONS``'s words or ``filter:<name>``)."""
+
+    completion: Completion | None
+    result: GenerationResult | None
+    empty_reason: str | None = None
+
+
+def empty_reason(result: GenerationResult, dropped_by: str | None) -> str:
+    """Why a generation left nothing to show, in the words ``mmlsp/status`` counts."""
+    if result.finish_reason == "cancelled":
+        return "cancelled"
+    if not result.text and result.finish_reason == "deadline":
+        # The time budget ran out before the first token: a cold prefill, typically.
+        return "time budget"
+    if not result.text:
+        return "model wrote nothing"
+    return f"filter:{dropped_by}"
+
+
 async def generate_completion(
     text: str,
     offset: int,
@@ -138,9 +160,44 @@ async def generate_completion(
     the tree-sitter shape decision and parse check; ``workspace`` and ``uri`` give
     cross-file context.
     """
+    outcome = await complete(
+        text,
+        offset,
+        settings,
+        host,
+        cancel,
+        cache_key=cache_key,
+        on_text=on_text,
+        syntax_doc=syntax_doc,
+        language=language,
+        workspace=workspace,
+        uri=uri,
+    )
+    return outcome.completion, outcome.result
+
+
+async def complete(
+    text: str,
+    offset: int,
+    settings: Settings,
+    host: EngineHost,
+    cancel: threading.Event | None = None,
+    *,
+    cache_key: str | None = None,
+    on_text: Callable[[str], None] | None = None,
+    syntax_doc: SyntaxDocument | None = None,
+    language: str | None = None,
+    workspace: WorkspaceIndex | None = None,
+    uri: str | None = None,
+    max_new_tokens: int | None = None,
+) -> Outcome:
+    """``generate_completion`` with the reason for an empty answer; ``max_new_tokens``
+    overrides the settings' (a warm-up asks for one token)."""
     engine = host.engine
-    if engine is None or len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
-        return None, None
+    if engine is None:
+        return Outcome(None, None, "model not ready")
+    if len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
+        return Outcome(None, None, "file too large")
     ctx, prompt = prepare_prompt(
         text,
         offset,
@@ -159,11 +216,13 @@ async def generate_completion(
             on_text(generated)
             return stops(generated)
 
+    if max_new_tokens is None:
+        max_new_tokens = (
+            settings.max_new_tokens_multiline if ctx.multiline else settings.max_new_tokens
+        )
     request = GenerationRequest(
         prompt=prompt,
-        max_new_tokens=(
-            settings.max_new_tokens_multiline if ctx.multiline else settings.max_new_tokens
-        ),
+        max_new_tokens=max_new_tokens,
         stop_at=stops if on_text is None else observed,
         deadline=time.monotonic() + settings.time_budget_ms / 1000,
         cache_key=cache_key if settings.kv_reuse else None,
@@ -182,11 +241,11 @@ async def generate_completion(
         result.finish_reason,
     )
     if result.finish_reason == "cancelled":
-        return None, result
-    cleaned = finish(result.text, ctx)
+        return Outcome(None, result, "cancelled")
+    cleaned, dropped_by = finish_why(result.text, ctx)
     if cleaned is None:
-        return None, result
-    return Completion(cleaned, replace_suffix_chars(cleaned, ctx)), result
+        return Outcome(None, result, empty_reason(result, dropped_by))
+    return Outcome(Completion(cleaned, replace_suffix_chars(cleaned, ctx)), result)
 
 
 def replace_chars_at(
@@ -235,10 +294,36 @@ class _Job:
     adoptable: bool = False
     speculative: bool = False
     result: GenerationResult | None = None  # the model's work, even with no suggestion
+    empty_reason: str | None = None  # why it gave no suggestion (Outcome.empty_reason)
+
+
+# A warm-up may take its time: it runs while the user is not waiting for anything.
+WARM_BUDGET_MS = 60_000
+
+
+def warm_offset(text: str, settings: Settings, count: TokenCounter) -> int:
+    """Where to warm a document whose cursor is unknown (just opened): the end of the
+    first prompt window. The cached prompt then covers the text before any cursor in
+    that window, since the prompt puts the text before the cursor first."""
+    budget = settings.prefix_tokens * 9 // 10
+    if count(text) <= budget:
+        return len(text)
+    lines = text.split("\n")
+    low, high = 0, len(lines)  # the most whole lines whose tokens fit the budget
+    while low < high:
+        mid = (low + high + 1) // 2
+        if count("\n".join(lines[:mid])) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return len("\n".join(lines[:low]))
 
 
 # How many recent requests ``Completions.stats`` reports, for the latency benchmark.
 RECENT = 1024
+# Outcomes of the requests the user waited for: those whose answer reached the screen
+# (or would have, had it not been empty). The rest were overtaken by further typing.
+ANSWERED = ("model", "empty", "typeahead", "inflight", "speculative")
 # Request outcomes that tell the debounce whether the user typed on before the answer
 # (True) or had it (False). Typed-ahead answers are instant: they tell neither.
 SUPERSEDED = {
@@ -272,8 +357,14 @@ class Completions:
         self.latest: dict[str, int] = {}  # newest request number per document
         self.lengths: dict[str, int] = {}
         self.counts: Counter[str] = Counter()
+        # Requests the user waited for (not superseded): shown or empty, and why empty.
+        self.pauses: Counter[str] = Counter()
+        self.empty_reasons: Counter[str] = Counter()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT)
         self._numbers = itertools.count(1)
+        # Background prefills of a document's prompt (``warm``), one per document.
+        self.warming: dict[str, threading.Event] = {}
+        self.requested_at: dict[str, float] = {}  # when each document's last request came
 
     def _pace(self, uri: str) -> TypingPace:
         """The document's typing pace, started on its first use."""
@@ -300,11 +391,73 @@ class Completions:
     def closed(self, uri: str) -> None:
         if (job := self.jobs.get(uri)) is not None:
             self._stop(job)
-        for table in (self.paces, self.latest, self.lengths):
+        if (warming := self.warming.pop(uri, None)) is not None:
+            warming.set()
+        for table in (self.paces, self.latest, self.lengths, self.requested_at):
             table.pop(uri, None)
         self.typeahead.forget(uri)
         if (cache := getattr(self.host.engine, "prefix_cache", None)) is not None:
             cache.drop(uri)
+
+    # -- warming ---------------------------------------------------------------------
+    def warm(
+        self,
+        uri: str,
+        text: str,
+        offset: int | None,
+        settings: Settings,
+        since: float = float("-inf"),
+    ) -> bool:
+        """Prefill the prompt at ``offset`` (None: ``warm_offset``) in the background, so
+        that the first suggestion in a newly opened (or long untouched) document reuses
+        its KV cache instead of starting with a multi-second prefill (as llama.vim warms
+        its server's cache). Any real request stops it at once, keeping what it has
+        prefilled. Not when a request came after ``since`` (the cache is as warm as a
+        request makes it). Only for engines that keep per-document caches; returns
+        whether it started."""
+        engine = self.host.engine
+        if engine is None or not settings.kv_reuse or uri in self.jobs:
+            return False
+        if self.requested_at.get(uri, float("-inf")) >= since:
+            return False
+        if getattr(engine, "prefix_cache", None) is None or self.host.status.in_flight:
+            return False
+        if len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
+            return False
+        if offset is None:
+            offset = warm_offset(text, settings, engine.count_tokens)
+        if (old := self.warming.pop(uri, None)) is not None:
+            old.set()
+        cancel = self.warming[uri] = threading.Event()
+        budget = replace(settings, time_budget_ms=max(settings.time_budget_ms, WARM_BUDGET_MS))
+
+        async def run() -> None:
+            try:
+                outcome = await complete(
+                    text,
+                    offset,
+                    budget,
+                    self.host,
+                    cancel,
+                    cache_key=uri,
+                    syntax_doc=self.syntax(uri),
+                    workspace=self.workspace,
+                    uri=uri,
+                    max_new_tokens=1,
+                )
+                if outcome.result is not None:
+                    self.counts["warmed_tokens"] += outcome.result.prefilled_tokens
+            finally:
+                if self.warming.get(uri) is cancel:
+                    del self.warming[uri]
+
+        self.counts["warmups"] += 1
+        asyncio.ensure_future(run()).add_done_callback(_consume_error)
+        return True
+
+    def _stop_warming(self) -> None:
+        for cancel in self.warming.values():
+            cancel.set()
 
     # -- requests -------------------------------------------------------------------
     async def suggestion_at(
@@ -313,19 +466,26 @@ class Completions:
         """The suggestion for a request; the newest request for a document wins."""
         number = next(self._numbers)
         self.latest[uri] = number
+        self.requested_at[uri] = time.monotonic()
         self.lengths.setdefault(uri, len(text))
         started = time.monotonic()
         offset = offset_at(text, position.line, position.character)
         before, after = text[:offset], text[offset:]
         suggestion: Suggestion | None = None
-        outcome, work = "none", None
+        outcome, work, reason = "none", None, "error"
         try:
-            suggestion, outcome, work = await self._answer(uri, text, offset, settings, number)
+            suggestion, outcome, work, reason = await self._answer(
+                uri, text, offset, settings, number
+            )
         except asyncio.CancelledError:
             outcome = "cancelled"  # by the client: typically the user typed on
             raise
         finally:
             self.counts[outcome] += 1
+            if outcome in ANSWERED:  # the user waited for this one: a pause in typing
+                self.pauses["shown" if suggestion is not None else "empty"] += 1
+                if suggestion is None:
+                    self.empty_reasons[reason or "unknown"] += 1
             if (superseded := SUPERSEDED.get(outcome)) is not None:
                 self._pace(uri).request_ended(superseded)
             result = suggestion.result if suggestion is not None else work
@@ -340,44 +500,49 @@ class Completions:
                     "prompt_tokens": result.prompt_tokens if result else None,
                     "generated": result.generated_tokens if result else None,
                     "length": len(before) + len(after),
+                    "reason": reason if suggestion is None else None,
                 }
             )
         return suggestion
 
     async def _answer(
         self, uri: str, text: str, offset: int, settings: Settings, number: int
-    ) -> tuple[Suggestion | None, str, GenerationResult | None]:
-        """The suggestion, how it was found (the ``recent`` outcome), and the model's
-        work behind it: for an empty answer too, so the records count every call."""
+    ) -> tuple[Suggestion | None, str, GenerationResult | None, str | None]:
+        """The suggestion, how it was found (the ``recent`` outcome), the model's work
+        behind it (for an empty answer too, so the records count every call), and why
+        there is no suggestion when there is none."""
         before, after = text[:offset], text[offset:]
         if settings.typeahead and (rest := self.typeahead.lookup(uri, before, after)):
             replace = replace_chars_at(text, offset, rest, self.syntax(uri))
-            return Suggestion(rest, None, "typeahead", replace), "typeahead", None
+            return Suggestion(rest, None, "typeahead", replace), "typeahead", None, None
         if (job := self.jobs.get(uri)) is not None:
             if typed_since(job.before, job.after, before, after) is not None:
                 adopted = await self._wait(job, number, uri)
                 if self.latest.get(uri) != number:
-                    return None, "superseded", None
+                    return None, "superseded", None, "superseded"
                 if adopted is not None:
                     entry = Entry(job.before, job.after, adopted.text)
                     if (rest := remainder(entry, before, after)) is not None:
                         source: Source = "speculative" if job.speculative else "inflight"
                         replace = replace_chars_at(text, offset, rest, self.syntax(uri))
-                        return Suggestion(rest, adopted.result, source, replace), source, None
+                        suggestion = Suggestion(rest, adopted.result, source, replace)
+                        return suggestion, source, None, None
             else:
                 self._stop(job)  # computed for another place: no longer wanted
         pace = self._pace(uri)
         if (delay := pace.delay(time.monotonic(), settings.debounce_max_ms / 1000)) > 0:
             await asyncio.sleep(delay)
             if self.latest.get(uri) != number:
-                return None, "debounced", None
+                return None, "debounced", None, "debounced"
         if (job := self.jobs.get(uri)) is not None:
             self._stop(job)
         job = self._start(uri, text, offset, settings, False)
         suggestion = await self._wait(job, number, uri)
         if self.latest.get(uri) != number:
-            return None, "superseded", None
-        return suggestion, "model" if suggestion is not None else "empty", job.result
+            return None, "superseded", None, "superseded"
+        if suggestion is None:
+            return None, "empty", job.result, job.empty_reason
+        return suggestion, "model", job.result, None
 
     async def _wait(self, job: _Job, number: int, uri: str) -> Suggestion | None:
         """Await ``job``; when the last request waiting for it goes away, stop it."""
@@ -398,6 +563,7 @@ class Completions:
     ) -> _Job:
         if (old := self.jobs.get(uri)) is not None:
             self._stop(old)
+        self._stop_warming()  # the user is waiting now; what was prefilled is kept
         job = _Job(uri, text[:offset], text[offset:], speculative=speculative)
         job.task = asyncio.ensure_future(self._run(job, text, offset, settings))
         job.task.add_done_callback(_consume_error)
@@ -413,7 +579,7 @@ class Completions:
 
         syntax_doc = self.syntax(job.uri)
         try:
-            completion, result = await generate_completion(
+            outcome = await complete(
                 text,
                 offset,
                 settings,
@@ -428,7 +594,8 @@ class Completions:
         finally:
             if self.jobs.get(job.uri) is job:
                 del self.jobs[job.uri]
-        job.result = result
+        completion, result = outcome.completion, outcome.result
+        job.result, job.empty_reason = result, outcome.empty_reason
         if result is not None and result.finish_reason != "cancelled":
             self._pace(job.uri).model_latency(result.seconds)
         if completion is None or result is None:
@@ -448,6 +615,13 @@ class Completions:
         cache = getattr(self.host.engine, "prefix_cache", None)
         return {
             "counts": dict(self.counts),
+            "pauses": dict(self.pauses),
+            "shownRate": (
+                round(self.pauses["shown"] / total, 3)
+                if (total := self.pauses["shown"] + self.pauses["empty"])
+                else None
+            ),
+            "emptyReasons": dict(self.empty_reasons),
             "activeJobs": len(self.jobs),
             "typeaheadEntries": len(self.typeahead),
             "typeaheadChars": self.typeahead.chars,

@@ -170,19 +170,20 @@ class HoverService:
             return None
 
     async def _explain(self, key: str, language: str, code: str, name: str) -> str | None:
+        messages = chat.hover_messages(language, code, name)
         try:
-            reply = await chat.ask(
-                self.server.host,
-                chat.hover_messages(language, code, name),
-                HOVER_MAX_TOKENS,
-                HOVER_TIMEOUT_S,
-            )
+            reply = await chat.ask(self.server.host, messages, HOVER_MAX_TOKENS, HOVER_TIMEOUT_S)
         except EngineError as exc:
             log.debug("no hover explanation for %s: %s", name, exc)
             return None
         finally:
             self._pending.pop(key, None)
         explanation = chat.clean_markdown(reply)
+        if (problem := chat.prose_problem(explanation, messages)) is not None:
+            # Say so plainly (and remember it: asking again gives the same answer)
+            # rather than show the user an echo of our own prompt.
+            log.info("no hover explanation for %s: %s: %r", name, problem, reply[:200])
+            explanation = f"*mmlsp: no AI explanation: {problem}.*"
         if explanation:
             self._cache[key] = explanation
             while len(self._cache) > self.cache_size:
