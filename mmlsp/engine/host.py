@@ -49,6 +49,20 @@ EngineFactory = Callable[[str, str, Path, Progress], Engine]
 SHUTDOWN_WAIT_S = 2.0
 
 
+def monotonic(progress: Progress) -> Progress:
+    """``progress`` whose percentage never goes back: a step that reports less than one
+    before it keeps the highest percentage so far (a bar must not move backwards)."""
+    highest = 0
+
+    def report(message: str, pct: int | None) -> None:
+        nonlocal highest
+        if pct is not None:
+            pct = highest = max(highest, pct)
+        progress(message, pct)
+
+    return report
+
+
 def local_engine_factory(
     model: str,
     device: str,
@@ -342,6 +356,7 @@ class EngineHost:
         done(status)
 
     def _make(self, spec: LoadSpec, progress: Progress) -> Engine:
+        progress = monotonic(progress)
         if spec.backend == "local":
             # Only passed when not the default, so simple factories need not take them.
             extra: dict[str, Any] = {"trust_remote_code": True} if spec.trust_remote_code else {}

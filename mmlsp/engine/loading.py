@@ -119,13 +119,18 @@ def load_tokenizer_and_model(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     trust = {"trust_remote_code": trust_remote_code}
+    # Percentages only go up: a first-start GGUF conversion takes 5 to 40, then the
+    # load of what it wrote goes on from there.
+    tokenizer_pct, weights_pct = 10, 30
     try:
         if source.gguf_file:
-            converted = _converted_gguf(source, cache_dir, progress)
+            converted, converted_now = _converted_gguf(source, cache_dir, progress)
             source = ModelSource(str(converted))
-        progress("loading tokenizer", 10)
+            if converted_now:
+                tokenizer_pct, weights_pct = 50, 55
+        progress("loading tokenizer", tokenizer_pct)
         tokenizer = _from_pretrained(AutoTokenizer, source, **trust)
-        progress("loading weights", 30)
+        progress("loading weights", weights_pct)
         model = _from_pretrained(
             AutoModelForCausalLM, source, dtype=dtype, attn_implementation="sdpa", **trust
         )
@@ -160,15 +165,18 @@ def out_of_memory_message(model: str, exc: BaseException) -> str:
     )
 
 
-def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) -> Path:
-    """Return a directory of safetensors converted from the GGUF file, converting once."""
+def _converted_gguf(
+    source: ModelSource, cache_dir: Path, progress: Progress
+) -> tuple[Path, bool]:
+    """A directory of safetensors converted from the GGUF file, converting once; and
+    whether this call converted it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     assert source.gguf_file
     gguf_path = Path(source.location) / source.gguf_file
     target = cache_dir / "converted" / _gguf_cache_key(gguf_path)
     if (target / ".complete").is_file():
-        return target
+        return target, False
     progress(f"converting {gguf_path.name} (first start only)", 5)
     log.info("converting %s to %s", gguf_path, target)
     try:
@@ -187,7 +195,7 @@ def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) ->
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=target.parent))
     try:
-        progress("caching converted weights", 25)
+        progress("caching converted weights", 40)
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         (staging / ".complete").write_text(str(gguf_path) + "\n")
@@ -198,4 +206,4 @@ def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) ->
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     del model
-    return target
+    return target, True
