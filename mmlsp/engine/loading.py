@@ -165,9 +165,7 @@ def out_of_memory_message(model: str, exc: BaseException) -> str:
     )
 
 
-def _converted_gguf(
-    source: ModelSource, cache_dir: Path, progress: Progress
-) -> tuple[Path, bool]:
+def _converted_gguf(source: ModelSource, cache_dir: Path, progress: Progress) -> tuple[Path, bool]:
     """A directory of safetensors converted from the GGUF file, converting once; and
     whether this call converted it."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
