@@ -354,7 +354,7 @@ def echoes_prompt(answer: str, messages: Messages) -> bool:
 def prose_problem(answer: str, messages: Messages) -> str | None:
     """Why a prose answer (an explanation) is unusable, in the user's words; else None."""
     prose = _FENCE_BLOCK.sub("", answer)
-    if len(re.sub(r"[\W_]+", "", prose)) < 12:
+    if not re.search(r"[^\W\d_]{2,}", prose):  # not one word outside code blocks
         return "the model gave no explanation"
     if echoes_prompt(answer, messages):
         return "the model repeated the question instead of answering it"

@@ -11,17 +11,20 @@ import asyncio
 import concurrent.futures
 import dataclasses
 import logging
+import sys
+import threading
 import time
 import uuid
 from typing import Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import MsgId
 
-from mmlsp import __version__
+from mmlsp import __version__, transport
 from mmlsp.config import Settings, merge
 from mmlsp.documents import (
     SyntaxStore,
@@ -166,6 +169,26 @@ class MmlspServer(LanguageServer):
         self.actions = ActionService(self)
         self.hover = HoverService(self)
         self.review = ReviewService(self)
+
+    def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
+        """pygls' stdio server, reading through ``transport``'s tolerant framing: a
+        malformed header or a wrong length is skipped over instead of leaving the
+        server deaf, and a request whose params do not fit gets -32602."""
+        self._stop_event = threading.Event()
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+
+        async def main() -> None:
+            reader = transport.stream_reader(stdin or sys.stdin.buffer)
+            await transport.serve(reader, self.protocol, self._stop_event)
+
+        try:
+            asyncio.run(main())
+        except BrokenPipeError:
+            log.error("the connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
 
     # -- messages -------------------------------------------------------------
     def notify_user(self, message: str, level: int = logging.ERROR) -> None:
