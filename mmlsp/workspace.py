@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -154,15 +155,42 @@ def extract_definitions(
     return out
 
 
-def read_source(path: Path, max_bytes: int) -> str | None:
-    """The text of a source file, or None when it is too big, binary or unreadable."""
+def inside(path: Path, roots: Sequence[Path]) -> bool:
+    """Whether ``path``, with every link resolved, lies under one of ``roots``."""
     try:
-        if path.stat().st_size > max_bytes:
-            return None
-        data = path.read_bytes()
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):  # gone, or a symlink loop
+        return False
+    return any(real == root or root in real.parents for root in roots)
+
+
+def read_source(path: Path, max_bytes: int, roots: Sequence[Path] | None = None) -> str | None:
+    """The text of a source file, or None when it is too big, binary or unreadable.
+
+    Only a regular file is read: a ``*.py`` that is a FIFO, a device or a socket
+    (or a link to one, such as /dev/zero) would block or never end. It is opened
+    non-blocking, checked with ``fstat`` on the open descriptor (so it cannot be
+    swapped after the check), and read up to ``max_bytes``. With ``roots``, a file
+    whose real path lies outside them (a symlink out of the workspace) is not read.
+    """
+    if roots is not None and not inside(path, roots):
+        return None
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
     except OSError:
         return None
-    if b"\0" in data[:8192]:
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes or b"\0" in data[:8192]:
         return None
     try:
         return data.decode("utf-8")
@@ -368,7 +396,7 @@ class WorkspaceIndex:
                 with self._lock:
                     if uri in self._open:
                         continue  # the editor's text is newer than the disk's
-                text = read_source(path, self.max_file_bytes)
+                text = read_source(path, self.max_file_bytes, self.roots)
                 if text is None:
                     continue
                 with self._lock:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from pathlib import Path
 
 from lsprotocol import types
@@ -193,3 +195,33 @@ def test_the_document_being_completed_is_excluded_and_not_reparsed() -> None:
     assert [d.uri for d in found] == ["file:///w/b.py"]
     assert not index.is_indexed_definitions("file:///w/a.py")
     assert [d.uri for d in index.definitions("shared")] == ["file:///w/a.py", "file:///w/b.py"]
+
+
+def test_a_hostile_workspace_reads_only_its_own_regular_files(tmp_path: Path) -> None:
+    """Issue 22, class 1: links to devices and out of the workspace, FIFOs, huge and
+    sparse files and odd names are never read (a read of /dev/zero never ends, a
+    FIFO blocks for good, a link out of the workspace leaks another project's code)."""
+    root = tmp_path / "ws"
+    root.mkdir()
+    outside = tmp_path / "secret.py"
+    outside.write_text('def leaked():\n    """Outside the workspace."""\n')
+    (root / "good.py").write_text('def good():\n    """In the workspace."""\n')
+    (root / "zero.py").symlink_to("/dev/zero")
+    (root / "random.py").symlink_to("/dev/urandom")
+    (root / "out.py").symlink_to(outside)
+    (root / "loop.py").symlink_to(root / "loop.py")
+    os.mkfifo(root / "fifo.py")
+    with open(root / "sparse.py", "wb") as handle:  # 10 GB that takes no disk
+        handle.truncate(10 << 30)
+    (root / "new\nline.py").write_text("def odd_name():\n    pass\n")
+    index = WorkspaceIndex()
+    index.add_roots([root])
+    done = threading.Event()
+    counted: list[int] = []
+    thread = threading.Thread(target=lambda: (counted.append(index.scan()), done.set()))
+    thread.daemon = True
+    thread.start()
+    assert done.wait(30), "the scan blocked"
+    assert counted == [2]
+    assert index.definitions("good") and index.definitions("odd_name")
+    assert not index.definitions("leaked")

@@ -93,7 +93,7 @@ class HoverService:
         for definition in index.definitions(name):
             if definition.uri in skip:
                 continue
-            text = read_source(Path(definition.path), index.max_file_bytes)
+            text = read_source(Path(definition.path), index.max_file_bytes, index.roots)
             if text is None:
                 continue  # gone or changed into something unreadable since indexing
             doc = SyntaxDocument(text, "python")
