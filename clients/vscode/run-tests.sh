@@ -63,6 +63,9 @@ fi
 
 export PATH="$NODE_BIN:$PATH"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# mmlsp's cache of converted GGUF weights (its default, before XDG_CACHE_HOME moves
+# into each suite's profile below).
+MODEL_CACHE="${MMLSP_E2E_MODEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mmlsp}"
 
 ARTIFACTS="$HERE/test-artifacts"
 WORK_ROOT="$HERE/e2e/.work"
@@ -201,7 +204,7 @@ settings = {
     "mmlsp.device": "cpu",
     "mmlsp.reviewOnSave": "off",
     "mmlsp.logLevel": "debug",
-    "mmlsp.serverArgs": ["--log-file", log_file],
+    "mmlsp.serverArgs": ["--log-file", log_file, "--log-level", "debug"],
     "mmlsp.serverEnv": {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
 }
 if chat_model:
@@ -258,6 +261,7 @@ PY
     MMLSP_E2E_MACHINE_SETTINGS="$work/user-data/Machine/settings.json" \
     MMLSP_E2E_PYTHON="$PY_EXE" \
     MMLSP_E2E_EXPECT_INTERPRETER="$EXPECT_INTERPRETER" \
+    MMLSP_E2E_ONLY="${MMLSP_E2E_ONLY:-}" \
       exec timeout "${MMLSP_E2E_TIMEOUT:-900}" node "$script"
   ) &
   TEST_PID=$!
@@ -280,8 +284,11 @@ for suite in $SUITES; do
       run_suite tiny test.mjs "$TINY_MODEL" "" '{"mmlsp.timeBudgetMs": 20000}' || overall=1
       ;;
     journeys)
-      # The real built-in models, with the settings a new user has.
-      run_suite journeys journeys.mjs builtin:gemma-3-270m builtin:smollm2-135m-instruct '{}' || overall=1
+      # The real built-in models, with the settings a new user has. Their converted
+      # weights come from the user's own cache (the first conversion takes minutes;
+      # the profile's XDG_CACHE_HOME is fresh each run).
+      run_suite journeys journeys.mjs builtin:gemma-3-270m builtin:smollm2-135m-instruct \
+        "{\"mmlsp.cacheDir\": \"$MODEL_CACHE\"}" || overall=1
       ;;
     *)
       echo "run-tests: unknown suite $suite (MMLSP_E2E_SUITES: tiny journeys)" >&2

@@ -70,7 +70,7 @@ journey("workbench loads", 120000, async (page) => {
   await page.locator(".monaco-workbench").waitFor({ state: "visible", timeout: 90000 });
   await page.locator(".statusbar").waitFor({ state: "visible", timeout: 60000 });
   return "workbench and status bar visible";
-});
+}).always = true;
 
 journey("open a file: the status bar shows the model loading, then ready", 420000, async (page) => {
   const t = stepper();
@@ -105,7 +105,7 @@ journey("open a file: the status bar shows the model loading, then ready", 42000
   await screenshot(page, "J02-status-ready");
   if (!/gemma/i.test(text)) throw new Error(`the status bar names another model: ${JSON.stringify(text)}`);
   return `status bar went ${seen.map((s) => JSON.stringify(s)).join(" -> ")}; ${t.done()}`;
-});
+}).always = true;
 
 journey("type a def, ghost text appears, Tab accepts it", 300000, async (page) => {
   const t = stepper();
