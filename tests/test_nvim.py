@@ -41,6 +41,10 @@ SCENARIOS = (
     "lsp_configs",
     "code_action",
     "hover",
+    "explain_command",
+    "docstring_command",
+    "ghost_highlight",
+    "hover_key",
 )
 
 

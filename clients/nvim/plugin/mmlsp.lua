@@ -5,8 +5,20 @@ if vim.g.loaded_mmlsp then
 end
 vim.g.loaded_mmlsp = true
 
+-- Ghost text must never look like code, in any terminal: a grey that is not
+-- the normal text colour in 256-colour terminals (ctermfg, used without
+-- 'termguicolors') and in true-colour ones (fg), and italic where the terminal
+-- has it. Not a link to Comment: many colour schemes give Comment a gui colour
+-- only, so without 'termguicolors' it would be drawn like the code around it.
+-- `default`: a colour scheme or the user may define MmlspGhostText instead.
 local function highlight()
-  vim.api.nvim_set_hl(0, "MmlspGhostText", { link = "Comment", default = true })
+  vim.api.nvim_set_hl(0, "MmlspGhostText", {
+    fg = "#808080",
+    ctermfg = 244,
+    italic = true,
+    cterm = { italic = true },
+    default = true,
+  })
 end
 highlight()
 

@@ -91,6 +91,15 @@ mmlsp.setup({
   inline = { debounce_ms = 50 },
 })
 
+-- Every vim.notify, so scenarios can see the errors a person would see.
+local notes = {}
+local original_notify = vim.notify
+vim.notify = function(msg, level, opts)
+  table.insert(notes, { msg = tostring(msg), level = level or vim.log.levels.INFO })
+  log("notify: " .. tostring(msg))
+  return original_notify(msg, level, opts)
+end
+
 -- Helpers ---------------------------------------------------------------------
 
 local function keys(str)
@@ -600,6 +609,180 @@ scenario("hover", 90000, function(ctx)
         ctx.done("pass", "hover: " .. text:sub(1, 120))
       end)
     end), bufnr)
+  end)
+end)
+
+local function floats()
+  local found = {}
+  for _, win in ipairs(api.nvim_list_wins()) do
+    if api.nvim_win_get_config(win).relative ~= "" then
+      table.insert(found, win)
+    end
+  end
+  return found
+end
+
+local function close_floats()
+  for _, win in ipairs(floats()) do
+    pcall(api.nvim_win_close, win, true)
+  end
+end
+
+--- The first warning or error notified since notes[mark].
+local function problem_since(mark)
+  for i = mark + 1, #notes do
+    if notes[i].level >= vim.log.levels.WARN then
+      return notes[i].msg
+    end
+  end
+end
+
+scenario("explain_command", 150000, function(ctx)
+  local path = write_file("explain.py", ACTIONS_TEXT)
+  open(ctx, path, function(bufnr)
+    close_floats()
+    api.nvim_win_set_cursor(0, { 1, 4 }) -- on `add`
+    local win = api.nvim_get_current_win()
+    local mark = #notes
+    vim.cmd("MmlspExplain")
+    ctx.wait("the explanation in a float", function()
+      local err = problem_since(mark)
+      if err then
+        return { error = err }
+      end
+      for _, w in ipairs(floats()) do
+        local text = table.concat(api.nvim_buf_get_lines(api.nvim_win_get_buf(w), 0, -1, false), "\n")
+        if text:match("%S") then
+          return { text = text }
+        end
+      end
+    end, 120000, function(found)
+      if found.error then
+        ctx.fail(":MmlspExplain reported: " .. found.error)
+        return
+      end
+      if api.nvim_get_current_win() ~= win or api.nvim_get_current_buf() ~= bufnr then
+        ctx.fail("the explanation was also opened in a window (the server showed it too)")
+        return
+      end
+      close_floats()
+      ctx.done("pass", "float: " .. found.text:gsub("\n", " "):sub(1, 120))
+    end)
+  end)
+end)
+
+scenario("docstring_command", 150000, function(ctx)
+  local path = write_file("docstring.py", ACTIONS_TEXT)
+  open(ctx, path, function(bufnr)
+    api.nvim_win_set_cursor(0, { 1, 4 }) -- on `add`
+    local before = lines(bufnr)
+    local mark = #notes
+    vim.cmd("MmlspDocstring")
+    ctx.wait("the docstring in the buffer", function()
+      local err = problem_since(mark)
+      if err then
+        return { error = err }
+      end
+      if not vim.deep_equal(lines(bufnr), before) then
+        return { lines = lines(bufnr) }
+      end
+    end, 120000, function(found)
+      if found.error then
+        ctx.fail(":MmlspDocstring reported: " .. found.error)
+        return
+      end
+      local text = table.concat(found.lines, "\n")
+      if not (text:find('"""', 1, true) or text:find("'''", 1, true)) then
+        ctx.fail("the edit has no docstring: " .. vim.inspect(found.lines))
+        return
+      end
+      ctx.done("pass", vim.inspect(found.lines))
+    end)
+  end)
+end)
+
+--- MmlspGhostText's own attributes (not a link's).
+local function ghost_hl()
+  if api.nvim_get_hl then -- 0.9+
+    local hl = api.nvim_get_hl(0, { name = "MmlspGhostText", link = true })
+    return {
+      link = hl.link,
+      ctermfg = hl.ctermfg,
+      fg = hl.fg,
+      italic = hl.italic,
+      cterm_italic = hl.cterm and hl.cterm.italic,
+    }
+  end
+  local link = vim.fn.execute("highlight MmlspGhostText"):match("links to (%S+)")
+  local gui = api.nvim_get_hl_by_name("MmlspGhostText", true)
+  local cterm = api.nvim_get_hl_by_name("MmlspGhostText", false)
+  return {
+    link = link,
+    ctermfg = cterm.foreground,
+    fg = gui.foreground,
+    italic = gui.italic,
+    cterm_italic = cterm.italic,
+  }
+end
+
+scenario("ghost_highlight", 30000, function(ctx)
+  local function check(when)
+    local hl = ghost_hl()
+    if hl.link or not (hl.ctermfg and hl.fg and hl.italic and hl.cterm_italic) then
+      return string.format(
+        "%s: MmlspGhostText needs its own cterm and gui colour and italics, got %s",
+        when,
+        vim.inspect(hl)
+      )
+    end
+  end
+  local err = check("at startup")
+  if err then
+    ctx.fail(err)
+    return
+  end
+  -- A colour scheme clears every group; the plugin defines it again.
+  vim.cmd("colorscheme default")
+  err = check("after :colorscheme default")
+  if err then
+    ctx.fail(err)
+    return
+  end
+  ctx.done("pass", vim.inspect(ghost_hl()):gsub("%s+", " "))
+end)
+
+scenario("hover_key", 90000, function(ctx)
+  local scratch = api.nvim_create_buf(false, true)
+  vim.keymap.set("n", "K", "<Nop>", { buffer = scratch })
+  if mmlsp.map_hover ~= nil and mmlsp.map_hover(scratch) then
+    ctx.fail("map_hover replaced a buffer's own K mapping")
+    return
+  end
+  local path = write_file("hover_key.py", ACTIONS_TEXT .. "\nprint(add(1, 2))\n")
+  open(ctx, path, function()
+    local map = vim.fn.maparg("K", "n", false, true)
+    local ours = type(map) == "table" and map.buffer == 1 and (map.desc or ""):find("mmlsp") ~= nil
+    if compat.has_010 then
+      if ours then
+        ctx.fail("mapped K on a Neovim that has its own LSP hover mapping")
+        return
+      end
+      ctx.done("pass", "K left to Neovim's default")
+      return
+    end
+    if not ours then
+      ctx.fail("K is not mapped to hover in an attached buffer: " .. vim.inspect(map))
+      return
+    end
+    close_floats()
+    api.nvim_win_set_cursor(0, { 1, 4 }) -- on `add`
+    keys("K")
+    ctx.wait("hover float after K", function()
+      return #floats() > 0
+    end, 60000, function()
+      close_floats()
+      ctx.done("pass", "K shows the LSP hover")
+    end)
   end)
 end)
 

@@ -5,9 +5,9 @@
 -- contract with the server being:
 --
 --   command    "mmlsp.explain" | "mmlsp.addDocstring"
---   arguments  { { textDocument = { uri = URI },
---                  range = Range,        -- the selection, or empty at the cursor
---                  position = Position } } -- the cursor
+--   arguments  { URI, Range }       -- Range: the selection, or empty at the cursor
+--              mmlsp.explain adds { show = false }: the plugin shows the reply
+--              itself, so the server must not also open it (window/showDocument)
 --   result     mmlsp.explain: a Markdown string, a MarkupContent, or
 --              { contents = MarkupContent | string }; null when the server showed
 --              the explanation itself (window/showDocument or window/showMessage).
@@ -112,8 +112,20 @@ local function apply_edit(client, edit)
   return false
 end
 
-local function execute(client, bufnr, command, args, on_result)
-  local params = { command = command, arguments = { args } }
+--- The executeCommand arguments of mmlsp.explain / mmlsp.addDocstring for the
+--- location `args` (from M.arguments): the server's documented form
+--- `[uri, position-or-range, ...]`.
+function M.command_arguments(command, args)
+  local arguments = { args.textDocument.uri, args.range }
+  if command == M.EXPLAIN then
+    table.insert(arguments, { show = false })
+  end
+  return arguments
+end
+
+--- Sends workspace/executeCommand with `arguments` (a list, sent as it is).
+local function execute(client, bufnr, command, arguments, on_result)
+  local params = { command = command, arguments = arguments }
   compat.request(client, "workspace/executeCommand", params, function(err, result)
     if err then
       notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
@@ -164,7 +176,7 @@ local function run_code_action(client, bufnr, args, pattern, on_done)
       apply_edit(client, action.edit)
       local command = action.command
       if type(command) == "table" and command.command then
-        execute(client, bufnr, command.command, (command.arguments or {})[1], function(result)
+        execute(client, bufnr, command.command, command.arguments, function(result)
           if on_done then
             on_done(result)
           end
@@ -189,15 +201,19 @@ local function run_code_action(client, bufnr, args, pattern, on_done)
   end, bufnr)
 end
 
+-- What the status line says while the model works (it can take a while).
+local WORKING = { [M.EXPLAIN] = "explaining…", [M.ADD_DOCSTRING] = "writing the docstring…" }
+
 local function run(command, pattern, range, on_result)
   local bufnr = api.nvim_get_current_buf()
   local client = client_for(bufnr)
   if not client then
     return
   end
+  notify(WORKING[command] or (command .. "…"))
   local args = M.arguments(bufnr, client.offset_encoding or "utf-16", range)
   if advertises(client, command) then
-    execute(client, bufnr, command, args, function(result)
+    execute(client, bufnr, command, M.command_arguments(command, args), function(result)
       on_result(client, result)
     end)
     return
@@ -251,14 +267,27 @@ function M.status(callback)
       notify("status failed: " .. (err and err.message or "no result"), vim.log.levels.ERROR)
       return
     end
-    local parts = { "state " .. tostring(result.state), "model " .. tostring(result.model) }
-    if result.device and result.device ~= vim.NIL then
-      table.insert(parts, "device " .. tostring(result.device))
+    -- One short line (a long one makes Neovim ask to press ENTER), e.g.
+    -- "state ready, model builtin:gemma-3-270m on cpu; chat builtin:smollm2-135m-instruct ready"
+    local function given(value)
+      return value ~= nil and value ~= vim.NIL and value ~= ""
     end
-    if result.message and result.message ~= vim.NIL and result.message ~= "" then
-      table.insert(parts, tostring(result.message))
+    local line = "state " .. tostring(result.state) .. ", model " .. tostring(result.model)
+    if given(result.device) then
+      line = line .. " on " .. tostring(result.device)
     end
-    notify(table.concat(parts, ", "))
+    if given(result.message) and result.message ~= result.state then
+      line = line .. " (" .. tostring(result.message) .. ")"
+    end
+    -- The chat model (actions, hover) when it is a separate one.
+    local chat = result.chat
+    if type(chat) == "table" and given(chat.model) and chat.model ~= result.model then
+      line = line .. "; chat " .. tostring(chat.model) .. " " .. tostring(chat.state)
+      if chat.state == "failed" and given(chat.message) then
+        line = line .. " (" .. tostring(chat.message) .. ")"
+      end
+    end
+    notify(line)
   end, bufnr)
 end
 

@@ -48,6 +48,10 @@ M.defaults = {
   },
   -- Where :MmlspExplain shows an explanation the server returns: "float" or "split".
   explain_view = "float",
+  -- Neovim before 0.10 has no default `K` for LSP hover (it runs 'keywordprg',
+  -- pydoc for Python): map `K` to vim.lsp.buf.hover() in attached buffers,
+  -- unless something else maps `K` there. Nothing happens on 0.10 and later.
+  map_hover = true,
 }
 
 M.options = vim.deepcopy(M.defaults)

@@ -17,6 +17,35 @@ M.inline = inline
 -- The client started by setup() on Neovim 0.7, where vim.lsp.start is missing.
 local legacy_client_id = nil
 
+local function has_normal_map(maps, lhs)
+  for _, m in ipairs(maps) do
+    if m.lhs == lhs then
+      return true
+    end
+  end
+  return false
+end
+
+--- Maps `K` to LSP hover in `bufnr` on Neovim before 0.10, which has no
+--- default for it (`K` runs 'keywordprg', pydoc for Python, instead). Only
+--- when the option map_hover is on and nothing else maps `K` there, globally
+--- or in the buffer. Returns true when it mapped it.
+function M.map_hover(bufnr)
+  if bufnr == nil or bufnr == 0 then
+    bufnr = api.nvim_get_current_buf()
+  end
+  if not config.options.map_hover or compat.has_010 or not api.nvim_buf_is_valid(bufnr) then
+    return false
+  end
+  if has_normal_map(api.nvim_buf_get_keymap(bufnr, "n"), "K") or has_normal_map(api.nvim_get_keymap("n"), "K") then
+    return false
+  end
+  vim.keymap.set("n", "K", function()
+    vim.lsp.buf.hover()
+  end, { buffer = bufnr, silent = true, desc = "mmlsp: LSP hover" })
+  return true
+end
+
 --- on_attach for mmlsp clients, however they were started (setup(),
 --- nvim-lspconfig or vim.lsp.enable()): ghost text and keymaps for the buffer.
 function M.on_attach(client, bufnr)
@@ -24,6 +53,7 @@ function M.on_attach(client, bufnr)
     return
   end
   inline.attach(client, bufnr)
+  M.map_hover(bufnr)
 end
 
 local function capabilities()
