@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mmlsp.engine.base import (
+    ChatPrompt,
     Engine,
     EngineError,
     GenerationFailed,
@@ -35,6 +36,7 @@ from mmlsp.engine.base import (
     GenerationResult,
 )
 from mmlsp.memory import IdleTrim, release_free_memory
+from mmlsp.positions import scrub_surrogates
 from mmlsp.prompts import FimTemplate, detect_template, restrict_to_vocab, template_by_name
 
 if TYPE_CHECKING:
@@ -389,6 +391,9 @@ class EngineHost:
             status = self.chat_status if chat else self.status
             which = "chat model" if chat else "model"
             raise EngineError(f"{which} is not ready: {status.state} {status.message}")
+        # JSON lets a client send lone surrogates; every tokenizer rejects them. One
+        # U+FFFD each keeps the prompt's length and the rest of the text intact.
+        request.prompt = _scrubbed(request.prompt)
         # Counters live on the main status, whichever engine runs the request.
         status = self.status
         self._inflight[id(request)] = request
@@ -485,6 +490,15 @@ class EngineHost:
             self._engine.close()
         if self._chat_engine is not None:
             self._chat_engine.close()
+
+
+def _scrubbed(prompt: str) -> str:
+    """``prompt`` without lone surrogates, a ChatPrompt's messages included."""
+    clean = scrub_surrogates(prompt)
+    if isinstance(prompt, ChatPrompt):
+        messages = [{k: scrub_surrogates(v) for k, v in m.items()} for m in prompt.messages]
+        return ChatPrompt(clean, messages)
+    return prompt if clean == prompt else clean
 
 
 def _ready_status(spec: LoadSpec, engine: Engine, start: float, **fields: Any) -> Status:
