@@ -326,7 +326,11 @@ class LocalEngine(Engine):
         # KV caches of recent prompts by document, for prefix reuse (see kvcache.py).
         self.prefix_cache = PrefixCache()
         self._reusable = plain_cache_ok(self.model.config)
-        self._logits_to_keep = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+        forward_params = inspect.signature(self.model.forward).parameters
+        self._logits_to_keep = "logits_to_keep" in forward_params
+        # The KV cache argument and output: `cache` in transformers 5.x releases that
+        # deprecate `past_key_values` (it goes in 5.40), `past_key_values` before them.
+        self._cache_name = "cache" if "cache" in forward_params else "past_key_values"
         mode = pick_decode_mode(decode_mode, device, self.model.config)
         self._static: Any = None  # the engine's one StaticCache ("static", "compiled" on CUDA)
         self._static_tokens = 0
@@ -425,21 +429,20 @@ class LocalEngine(Engine):
             raise EngineError("the model was unloaded during generation")
         input_ids = torch.tensor([tokens], dtype=torch.long, device=self.device)
         kwargs: dict[str, Any] = {"logits_to_keep": keep} if self._logits_to_keep else {}
+        kwargs[self._cache_name] = cache
         # On CUDA the step was compiled for the static cache; on the CPU for any dynamic one.
         fits = self._static is None or cache is self._static
         if decode and self._decode_step is not None and fits:
             try:
-                out = self._decode_step(
-                    input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs
-                )
+                out = self._decode_step(input_ids=input_ids, use_cache=True, **kwargs)
             except Exception as exc:  # e.g. a graph that cannot be recorded on this GPU
                 log.warning("compiled decode step failed (%s); decoding eagerly from now on", exc)
                 self._decode_eagerly()
                 raise EngineError(f"compiled decode step failed: {exc}") from exc
             # Copied out: a CUDA graph reuses its output buffer on the next replay.
-            return out.logits[0, -keep:].clone(), out.past_key_values
-        out = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True, **kwargs)
-        return out.logits[0, -keep:], out.past_key_values
+            return out.logits[0, -keep:].clone(), getattr(out, self._cache_name)
+        out = self.model(input_ids=input_ids, use_cache=True, **kwargs)
+        return out.logits[0, -keep:], getattr(out, self._cache_name)
 
     def fresh_cache(self, static: bool = False) -> Any:
         """An empty cache: the engine's static one when asked, else a plain croppable
