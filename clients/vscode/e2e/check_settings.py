@@ -17,13 +17,17 @@ sys.path.insert(0, str(HERE.parents[2]))
 import mmlsp.config as config  # noqa: E402
 from mmlsp.config import Settings  # noqa: E402
 
-# The extension's own keys (package.json); trustRemoteCode becomes the server's environment.
+# The extension's own keys (package.json); trustRemoteCode becomes the server's
+# environment, and backend, baseUrl and apiKeyEnv its flags (src/settings.ts FLAG_KEYS).
 CLIENT_KEYS = {
     "serverPath",
     "serverArgs",
     "serverEnv",
     "languages",
     "trustRemoteCode",
+    "backend",
+    "baseUrl",
+    "apiKeyEnv",
     "trace.server",
 }
 

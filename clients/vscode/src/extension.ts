@@ -28,6 +28,7 @@ import {
   explicitSettings,
   Keys,
   serverKeys,
+  userFlags,
   userValue,
 } from "./settings";
 import { ServerStatus, StatusBar, describe } from "./status";
@@ -79,7 +80,7 @@ function serverEnv(): Record<string, string | undefined> {
  * come from the user's settings only, never a workspace's.
  */
 export async function serverCommand(): Promise<Discovery> {
-  const extra = userValue<string[]>("serverArgs", []);
+  const extra = [...userFlags(), ...userValue<string[]>("serverArgs", [])];
   const configured = userValue<string>("serverPath", "");
   return discover(configured, extra, serverEnv(), serverCwd(), (line) => output.info(line));
 }

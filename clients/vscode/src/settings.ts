@@ -7,6 +7,15 @@ import * as vscode from "vscode";
 
 export const SECTION = "mmlsp";
 
+// Server options the server takes only from its own command line or environment (its
+// USER_LEVEL_ONLY: they decide where code is sent and with which key), never from
+// settings it is sent: the extension passes the user's own values as these flags.
+export const FLAG_KEYS: Record<string, string> = {
+  backend: "--backend",
+  baseUrl: "--base-url",
+  apiKeyEnv: "--api-key-env",
+};
+
 // Settings the extension uses itself; they are never sent to the server.
 export const CLIENT_KEYS = new Set([
   "serverPath",
@@ -14,12 +23,23 @@ export const CLIENT_KEYS = new Set([
   "serverEnv",
   "languages",
   "trustRemoteCode",
+  ...Object.keys(FLAG_KEYS),
   "trace",
   "trace.server",
 ]);
 
 // Client keys whose change needs a new server process (or a new client).
-export const RESTART_KEYS = ["serverPath", "serverArgs", "serverEnv", "languages", "trustRemoteCode"];
+export const RESTART_KEYS = ["serverPath", "serverArgs", "serverEnv", "languages", "trustRemoteCode", ...Object.keys(FLAG_KEYS)];
+
+/** The flags for the user's own values of FLAG_KEYS (unset or empty: none). */
+export function userFlags(): string[] {
+  const flags: string[] = [];
+  for (const [key, flag] of Object.entries(FLAG_KEYS)) {
+    const value = vscode.workspace.getConfiguration(SECTION).inspect<string>(key)?.globalValue;
+    if (typeof value === "string" && value.trim()) flags.push(flag, value.trim());
+  }
+  return flags;
+}
 
 // String settings where "" is a real value (chatModel: "" = same as model). For every
 // other string setting an empty string means "not set": it is not sent.
