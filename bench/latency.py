@@ -160,7 +160,7 @@ def inline_params(line: int, character: int) -> types.InlineCompletionParams:
 async def replay(args: argparse.Namespace, script: Script, name: str, options: dict) -> Replay:
     out = Replay(name)
     init = {**base_options(args), **options}
-    async with lsp_session(["--model", args.model], args.cache_dir, init) as client:
+    async with lsp_session(server_flags(args), args.cache_dir, init) as client:
         ready = await wait_for_state(client)
         if ready["state"] != "ready":
             raise SystemExit(f"model failed to load: {ready}")
@@ -280,9 +280,16 @@ def base_options(args: argparse.Namespace) -> dict[str, Any]:
         "decodeMode": args.decode_mode,
         "dtype": args.dtype,
     }
-    if args.backend == "openai":
-        options.update(backend="openai", baseUrl=args.base_url)
     return options
+
+
+def server_flags(args: argparse.Namespace) -> list[str]:
+    """The server's command line: the model, and a remote backend (only the user's own
+    launch may set one)."""
+    flags = ["--model", args.model]
+    if args.backend == "openai":
+        flags += ["--backend", "openai", "--base-url", args.base_url]
+    return flags
 
 
 def load_spec(args: argparse.Namespace) -> LoadSpec:

@@ -147,8 +147,15 @@ _RANGES: dict[str, tuple[int, int]] = {
 _BOOLS = {"kvReuse", "typeahead", "trustRemoteCode"}
 # Settings only the user's own launch of mmlsp may set (a flag or the environment), never
 # initializationOptions or didChangeConfiguration: those can carry a cloned repository's
-# workspace settings (.vscode/settings.json, exrc), and this one runs code from the model.
-USER_LEVEL_ONLY = {"trustRemoteCode"}
+# workspace settings (.vscode/settings.json, exrc, a client that forwards them). One
+# runs code from the model; the others decide where the user's code is sent and with
+# which key. Each maps to its flag, for the message that says where to set it.
+USER_LEVEL_ONLY = {
+    "trustRemoteCode": "--trust-remote-code",
+    "backend": "--backend",
+    "baseUrl": "--base-url",
+    "apiKeyEnv": "--api-key-env",
+}
 _BOOL_WORDS = {"true": True, "on": True, "1": True, "false": False, "off": False, "0": False}
 
 
@@ -230,11 +237,12 @@ def merge(
             errors.append(f"unknown setting {key!r} ignored")
             continue
         if key in USER_LEVEL_ONLY and not user_level:
-            errors.append(
-                f"{key} can only be set where you start mmlsp (the --trust-remote-code "
-                f"flag or MMLSP_TRUST_REMOTE_CODE=1), not in editor or workspace settings; "
-                f"keeping {getattr(base, spec.name)!r}"
-            )
+            if _check(key, value)[0] != getattr(base, spec.name):  # silent when unchanged
+                errors.append(
+                    f"{key} can only be set where you start mmlsp (the {USER_LEVEL_ONLY[key]}"
+                    f" flag or MMLSP_{spec.name.upper()}), not in editor or workspace "
+                    f"settings; keeping {getattr(base, spec.name)!r}"
+                )
             continue
         checked, error = _check(key, value)
         if error:

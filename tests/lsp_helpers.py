@@ -158,13 +158,17 @@ def only_edit(edit: types.WorkspaceEdit, uri: str) -> types.TextEdit:
     return text_edit
 
 
-async def start_action_client(model: Path | str, cache: Path, client_spec: str, **options):
+async def start_action_client(
+    model: Path | str, cache: Path, client_spec: str, flags: Sequence[str] = (), **options
+):
     """A ready client that structures code actions correctly and records applied edits.
 
-    Returns (session, client): call ``session.__aexit__`` to shut the server down.
+    ``flags`` go on the server's command line (the user's own launch: where a remote
+    backend is set). Returns (session, client): call ``session.__aexit__`` to shut the
+    server down.
     """
     session = lsp_session(
-        ["--model", str(model)],
+        ["--model", str(model), *flags],
         cache,
         init_options=options or None,
         capabilities=client_capabilities(client_spec),

@@ -85,8 +85,9 @@ async def test_explain_shows_progress_and_a_cancel_stops_the_model(
 ) -> None:
     endless = Endless()
     with FakeServer(endless, models=("fake-model",)) as backend:
-        options = {"backend": "openai", "baseUrl": backend.base_url + "/v1", "model": "fake-model"}
-        async with lsp_session([], tmp_path / "cache", options) as client:
+        url = backend.base_url + "/v1"
+        flags = ["--backend", "openai", "--base-url", url, "--model", "fake-model"]
+        async with lsp_session(flags, tmp_path / "cache") as client:
             assert (await wait_for_state(client))["state"] == "ready"
             uri = "file:///tmp/feedback/mean.py"
             open_doc(client, uri, TEXT)

@@ -35,3 +35,43 @@ async def test_a_lone_surrogate_breaks_neither_completion_nor_explain(
         assert markdown.startswith("# Explanation of `greet`")
         assert not [m for m in client.messages if "generation failed" in m.message]
         assert (await status(client))["state"] == "ready"
+
+
+async def test_editor_settings_cannot_send_code_or_keys_elsewhere(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Issue 22, class 6: a client that forwards workspace settings (a cloned repo's
+    .vscode/settings.json, a project-local Neovim config) must not be able to point
+    mmlsp at another server, nor make it send a key there. Only the user's own launch
+    (flags, environment) sets backend, baseUrl and apiKeyEnv."""
+    from tests.llama_server import FakeServer
+
+    monkeypatch.setenv("MMLSP_STOLEN_KEY", "secret-value")
+    seen: list[str] = []
+
+    def record(request) -> None:
+        seen.append(request.path)
+        request.json(500, {"error": "should never be reached"})
+
+    with FakeServer(record, models=("m",)) as elsewhere:
+        redirect = {
+            "backend": "openai",
+            "baseUrl": elsewhere.base_url + "/v1",
+            "apiKeyEnv": "MMLSP_STOLEN_KEY",
+        }
+        flags = ["--model", str(tiny_model_dir)]
+        async with lsp_session(flags, tmp_path / "cache", redirect) as client:
+            assert (await wait_for_state(client))["state"] == "ready"
+            client.workspace_did_change_configuration(
+                types.DidChangeConfigurationParams(settings={"mmlsp": redirect})
+            )
+            uri = "file:///tmp/hostile/redirect.py"
+            open_doc(client, uri, "import os\nx = os.path\n")
+            await asyncio.wait_for(inline(client, uri, 1, 11), 60)
+            current = await status(client)
+            assert current["backend"] == "local" and current["state"] == "ready"
+            settings = current["settings"]._asdict()
+            assert settings["backend"] == "local" and settings["apiKeyEnv"] == ""
+            warnings = [m.message for m in client.messages if "where you start mmlsp" in m.message]
+            assert any("--base-url" in w for w in warnings), client.messages
+        assert seen == [], "code went to a server the user never configured"

@@ -105,9 +105,9 @@ async def test_fault_is_shown_once_and_the_server_keeps_serving(
 ) -> None:
     server = FakeServer(fault.handle, models=fault.models) if fault.handle else None
     base_url = server.base_url + "/v1" if server else f"http://127.0.0.1:{refused_port()}/v1"
-    options = {"backend": "openai", "baseUrl": base_url, "model": "fake-model", **fault.options}
+    flags = ["--backend", "openai", "--base-url", base_url, "--model", "fake-model"]
     try:
-        async with lsp_session([], tmp_path / "cache", options) as client:
+        async with lsp_session(flags, tmp_path / "cache", fault.options) as client:
             ready = await wait_for_state(client)
             assert ready["state"] == "ready", ready
             assert ready["backend"] == "openai"

@@ -61,8 +61,7 @@ async def client(llama_server: LlamaServer, tmp_path_factory: pytest.TempPathFac
         "auto",
         tmp_path_factory.mktemp("cache"),
         "visual-studio-code",
-        backend="openai",
-        baseUrl=llama_server.base_url + "/v1",
+        ["--backend", "openai", "--base-url", llama_server.base_url + "/v1"],
         maxNewTokens=24,
         maxNewTokensMultiline=24,
         timeBudgetMs=20000,
@@ -184,8 +183,8 @@ def test_superseded_request_closes_its_stream_at_the_server(
 async def test_unknown_model_name_is_reported_once(llama_server, tmp_path: Path) -> None:  # noqa: F811
     from tests.lsp_helpers import lsp_session, wait_for_state
 
-    options = {"backend": "openai", "baseUrl": llama_server.base_url, "model": "no-such-model"}
-    async with lsp_session([], tmp_path / "cache", options) as client:
+    flags = ["--backend", "openai", "--base-url", llama_server.base_url]
+    async with lsp_session([*flags, "--model", "no-such-model"], tmp_path / "cache") as client:
         ready = await wait_for_state(client)
         assert ready["state"] == "ready"
         assert "does not list model 'no-such-model'" in ready["warning"]
@@ -204,16 +203,15 @@ async def test_superseding_edit_over_lsp_closes_the_stream(llama_server, tmp_pat
     first stream right after the edit, long before its ~400 tokens could be done."""
     from tests.lsp_helpers import change_doc, lsp_session, wait_for_state
 
+    flags = ["--backend", "openai", "--base-url", llama_server.base_url]
     options = {
-        "backend": "openai",
-        "baseUrl": llama_server.base_url,
         "maxNewTokens": 400,
         "maxNewTokensMultiline": 400,
         "timeBudgetMs": 120000,
         "typeahead": False,
     }
     text = "counts = [" + ENDLESS
-    async with lsp_session([], tmp_path / "cache", options) as client:
+    async with lsp_session(flags, tmp_path / "cache", options) as client:
         assert (await wait_for_state(client))["state"] == "ready"
         uri = "file:///tmp/llama/count.py"
         open_doc(client, uri, text)

@@ -162,6 +162,7 @@ def test_backend_settings_are_validated_and_the_key_is_never_echoed() -> None:
     settings, errors = merge(
         Settings(),
         {"backend": "openai", "baseUrl": "http://gpu:8000/v1/", "apiKeyEnv": "MMLSP_TEAM_KEY"},
+        user_level=True,  # the user's own flags and environment
     )
     assert errors == []
     assert (settings.backend, settings.base_url, settings.api_key_env) == (
@@ -170,12 +171,19 @@ def test_backend_settings_are_validated_and_the_key_is_never_echoed() -> None:
         "MMLSP_TEAM_KEY",
     )
     pasted = "sk-live-0123456789abcdef"
-    settings, errors = merge(Settings(), {"apiKeyEnv": pasted, "baseUrl": "gpu:8000"})
+    settings, errors = merge(
+        Settings(), {"apiKeyEnv": pasted, "baseUrl": "gpu:8000"}, user_level=True
+    )
     assert len(errors) == 2 and all(pasted not in e and "gpu:8000" not in e for e in errors)
     assert settings.api_key_env == ""
     # Other environment variables (cloud credentials...) cannot be named.
-    assert merge(Settings(), {"apiKeyEnv": "AWS_SECRET_ACCESS_KEY"})[1]
-    assert merge(Settings(), {"backend": "ollama"})[1]
+    assert merge(Settings(), {"apiKeyEnv": "AWS_SECRET_ACCESS_KEY"}, user_level=True)[1]
+    assert merge(Settings(), {"backend": "ollama"}, user_level=True)[1]
+    # From the editor (settings a workspace may supply), none of them is taken, and
+    # the refusal does not echo the value either.
+    settings, errors = merge(Settings(), {"apiKeyEnv": pasted, "backend": "openai"})
+    assert (settings.backend, settings.api_key_env) == ("local", "")
+    assert len(errors) == 2 and all(pasted not in e for e in errors)
 
 
 # -- against a fake server (real sockets) ----------------------------------------------------
