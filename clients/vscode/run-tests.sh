@@ -3,7 +3,8 @@
 # and Debian's chromium:
 #   1. checks that the Python it runs with ($PYTHON) has mmlsp (fails in a second if not);
 #   2. checks that package.json contributes a setting for every server option;
-#   3. builds the extension to clients/vscode/mmlsp.vsix (npm run package);
+#   3. builds the extension to clients/vscode/mmlsp.vsix (npm run package) and runs
+#      e2e/unit.mjs (plain-node checks of its pure helpers);
 #   4. builds the project's tiny random test model (tests/tiny_model.py);
 #   5. suite "tiny": installs the .vsix into a fresh code-server profile, starts
 #      code-server on 127.0.0.1 with auth none, and runs e2e/test.mjs (every feature,
@@ -79,6 +80,9 @@ say "building the extension"
 (cd "$HERE" && npm run --silent package) >"$ARTIFACTS/vsce.log" 2>&1 || { cat "$ARTIFACTS/vsce.log"; exit 1; }
 VSIX="$HERE/mmlsp.vsix"
 say "built $VSIX ($(du -k "$VSIX" | cut -f1) KiB)"
+
+say "unit checks of the extension's helpers"
+node "$HERE/e2e/unit.mjs"
 
 TINY_MODEL="$HERE/e2e/.cache/tiny-model"
 case " $SUITES " in *" tiny "*)

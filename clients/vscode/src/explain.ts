@@ -7,35 +7,11 @@
 // and keeps it in a virtual document of its own scheme, shown in VS Code's Markdown
 // preview. The documents live in the extension, so they outlive server restarts.
 import * as vscode from "vscode";
+import { tidyMarkdown } from "./markdown";
 
 export const SCHEME = "mmlsp-explain";
 // Explanations kept for the preview (the oldest are dropped beyond this).
 const KEEP = 20;
-
-/** Markdown a preview renders as meant, whatever a small model wrote. */
-export function tidyMarkdown(markdown: string): string {
-  let text = markdown.replace(/\r\n?/g, "\n");
-  // Balance code fences: an unclosed fence would swallow the rest of the page. A fence
-  // closes only with a line of the same character, at least as long, and no info string.
-  const lines = text.split("\n");
-  let open: { char: string; size: number } | undefined;
-  for (const line of lines) {
-    const match = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
-    if (!match) continue;
-    const fence = match[1];
-    if (!open) {
-      if (fence[0] === "`" && match[2].includes("`")) continue; // not a fence (inline code)
-      open = { char: fence[0], size: fence.length };
-    } else if (fence[0] === open.char && fence.length >= open.size && match[2].trim() === "") {
-      open = undefined;
-    }
-  }
-  if (open) text = text.replace(/\n*$/, "\n") + open.char.repeat(open.size) + "\n";
-  // The source line the server adds under the answer: HTML the preview may not render
-  // where HTML is restricted; show it as an italic Markdown line instead.
-  text = text.replace(/<sub>([\s\S]*?)<\/sub>/g, (_all, inner: string) => `*${inner.trim().replace(/\*/g, "\\*")}*`);
-  return text;
-}
 
 export class ExplanationStore implements vscode.TextDocumentContentProvider, vscode.Disposable {
   private readonly docs = new Map<string, string>();
