@@ -1,4 +1,4 @@
-"""A tiny module to try mmlsp on: `mmlsp complete examples/demo.py --line 8 --character 4`."""
+"""Try mmlsp here: `mmlsp complete examples/demo.py --line 7 --character 4` (0-based)."""
 
 
 def fibonacci(n: int) -> int:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import logging
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -127,35 +130,142 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, list[str]]:
     return settings, errors + flag_errors
 
 
-def setup_logging(level: str, log_file: str | None) -> None:
+# Warnings other libraries raise about their own deprecations: nothing a user can act
+# on, so they go to the debug log (editor and --log-file), never to stderr.
+_DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
+
+
+def _log_warning(
+    message: Any, category: type[Warning], filename: str, lineno: int, *_: Any
+) -> None:
+    level = logging.DEBUG if issubclass(category, _DEPRECATIONS) else logging.WARNING
+    name = Path(filename).stem
+    logging.getLogger("mmlsp.warnings").log(
+        level, "%s (%s:%s): %s", category.__name__, name, lineno, message
+    )
+
+
+class _FromTransformers(logging.Handler):
+    """Hands transformers' log records to mmlsp's handlers (its deprecations at debug)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR and "deprecat" in record.getMessage().lower():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        target = logging.getLogger("mmlsp.transformers")
+        if target.isEnabledFor(record.levelno):
+            target.handle(record)
+
+
+def setup_logging(level: str, log_file: str | None, console_level: str = "warning") -> None:
+    """mmlsp's logs at ``level`` to ``log_file`` (and, in the server, to the editor through
+    ``window/logMessage``); stderr only gets ``console_level`` and above.
+
+    Editors show a server's stderr as errors (Neovim's lsp.log, VS Code's output
+    channel), so informational lines must not go there. Python warnings and
+    transformers' log records go through the same handlers.
+    """
     logger = logging.getLogger("mmlsp")
     logger.setLevel(level.upper())
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     # stdout belongs to the LSP stream, so console logs go to stderr.
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(console_level.upper())
+    handlers: list[logging.Handler] = [console]
     if log_file:
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     for handler in handlers:
         handler.setFormatter(fmt)
         logger.addHandler(handler)
+    warnings.showwarning = _log_warning
+
+
+def route_transformers_logs() -> None:
+    """transformers' log records through mmlsp's handlers, not its own stderr handler,
+    and no progress bars (noise in an editor's log, and beside our own progress)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.disable_default_handler()
+    transformers_log = logging.getLogger("transformers")
+    if not any(isinstance(h, _FromTransformers) for h in transformers_log.handlers):
+        transformers_log.addHandler(_FromTransformers())
+
+
+def _read_source(path: Path, line: int, character: int) -> tuple[str | None, str | None]:
+    """The file's text, or None and a one-line reason it cannot be completed at all."""
+    if line < 0 or character < 0:
+        return None, f"--line and --character count from 0; got {line}:{character}"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        return None, f"{path} is a directory, not a file"
+    except FileNotFoundError:
+        return None, f"{path} does not exist"
+    except UnicodeDecodeError as exc:
+        return None, f"cannot read {path}: not UTF-8 text (byte {exc.start})"
+    except OSError as exc:
+        return None, f"cannot read {path}: {exc.strerror or exc}"
+    from mmlsp.positions import line_count, line_text, utf16_len
+
+    lines = line_count(text)
+    if line >= lines:
+        return None, f"line {line} is outside {path} (its lines are 0 to {lines - 1})"
+    width = utf16_len(line_text(text, line))
+    if character > width:
+        return None, (
+            f"character {character} is outside line {line} of {path} "
+            f"(its characters are 0 to {width})"
+        )
+    return text, None
+
+
+def _why_empty(result: Any) -> str:
+    """One line saying why a completion request ended with nothing to show."""
+    if result is None:
+        return "no suggestion: the file is larger than maxFileBytes"
+    if result.finish_reason == "deadline" and not result.text:
+        return "no suggestion: the time budget ran out before the first token"
+    if not result.text.strip():
+        return "no suggestion: the model ended its answer at once"
+    shown = result.text if len(result.text) <= 60 else result.text[:59] + "…"
+    return (
+        f"no suggestion: cleanup removed all the model wrote ({result.generated_tokens} "
+        f"tokens, e.g. a repeat of the text around the cursor): {shown!r}"
+    )
 
 
 def run_complete(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the suggestion at the position.
+
+    Exit status: 0 when the command ran (stdout holds the suggestion, and is empty when
+    there is none, with the reason on stderr), 1 when the model failed to load, 2 when
+    the file or position cannot be used.
+    """
+    text, problem = _read_source(args.file, args.line, args.character)
+    if text is None:
+        print(f"mmlsp: {problem}", file=sys.stderr)
+        return 2
+    if not text.strip():
+        # Nothing to continue: say so at once rather than load a model for it.
+        what = "holds only whitespace" if text else "is empty"
+        print(f"mmlsp: no suggestion: the file {what}", file=sys.stderr)
+        return 0
+    if len(text.encode("utf-8")) > settings.max_file_bytes:
+        print(
+            f"mmlsp: no suggestion: the file is larger than maxFileBytes "
+            f"({settings.max_file_bytes} bytes)",
+            file=sys.stderr,
+        )
+        return 0
+
     from lsprotocol import types
 
     from mmlsp.engine import EngineHost, LoadSpec
-    from mmlsp.features.completion import suggest, valid_position
+    from mmlsp.features.completion import generate_completion
+    from mmlsp.positions import offset_at
     from mmlsp.syntax import language_for
 
-    try:
-        text = args.file.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        print(f"mmlsp: cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
     position = types.Position(line=args.line, character=args.character)
-    if not valid_position(text, position):
-        print(f"mmlsp: line {args.line} is outside {args.file}", file=sys.stderr)
-        return 2
     if not hasattr(args, "time_budget_ms"):
         # No editor is waiting: let a slow CPU finish the suggestion.
         settings = dataclasses.replace(
@@ -166,6 +276,7 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
     def progress(message: str, _pct: int | None) -> None:
         print(f"mmlsp: {message}", file=sys.stderr)
 
+    route_transformers_logs()
     print(f"mmlsp: loading {settings.model}", file=sys.stderr)
     host.load(
         LoadSpec.from_settings(settings),
@@ -174,6 +285,7 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
     status = host.wait_ready()
     if status.state != "ready":
         print(f"mmlsp: model failed to load: {status.message}", file=sys.stderr)
+        host.shutdown()
         return 1
     print(
         f"mmlsp: {status.model} on {status.device} ({status.dtype}, {status.decode} decode), "
@@ -183,25 +295,35 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
     )
     try:
         language = language_for(None, args.file.resolve().as_uri())
-        suggestion = asyncio.run(suggest(text, position, settings, host, language=language))
+        offset = offset_at(text, position.line, position.character)
+        completion, result = asyncio.run(
+            generate_completion(text, offset, settings, host, language=language)
+        )
     finally:
         host.shutdown()
-    if suggestion is None:
-        print("mmlsp: no suggestion at this position", file=sys.stderr)
+    if result is not None:
+        print(
+            f"mmlsp: {result.generated_tokens} tokens in {result.seconds:.2f}s "
+            f"({result.finish_reason})",
+            file=sys.stderr,
+        )
+    if completion is None:
+        print(f"mmlsp: {_why_empty(result)}", file=sys.stderr)
         return 0
-    r = suggestion.result
-    print(
-        f"mmlsp: {r.generated_tokens} tokens in {r.seconds:.2f}s ({r.finish_reason})",
-        file=sys.stderr,
-    )
-    print(suggestion.text)
+    print(completion.text)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings, errors = settings_from_args(args)
-    setup_logging(settings.log_level, getattr(args, "log_file", None))
+    # The server's editor gets every level through window/logMessage, and stderr only
+    # warnings and errors; `complete` prints its own progress, and a --log-level given
+    # on its command line.
+    console = "warning"
+    if args.command == "complete" and hasattr(args, "log_level"):
+        console = settings.log_level
+    setup_logging(settings.log_level, getattr(args, "log_file", None), console)
     for error in errors:
         log.warning("setting %s", error)
     if args.command == "complete":
@@ -210,17 +332,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: Any, settings: Settings) -> int:
-    from transformers.utils import logging as hf_logging
-
     from mmlsp.memory import limit_malloc_arenas
     from mmlsp.server import create_server
 
-    # Progress bars are noise in an editor's server log.
-    hf_logging.disable_progress_bar()
+    route_transformers_logs()
     limit_malloc_arenas()
     server = create_server(settings)
     if getattr(args, "tcp", False):
         server.start_tcp(getattr(args, "host", "127.0.0.1"), getattr(args, "port", 2087))
-    else:
-        server.start_io()
-    return 0
+        return 0
+    server.start_io()
+    # The server has shut down, but pygls' stdin reader thread is still blocked in a
+    # read: finalizing the interpreter under it aborts ("Fatal Python error:
+    # _enter_buffered_busy" on stderr, which editors show as an error at every exit).
+    # Leave without finalizing, once the logs are written.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # pygls closed stdout already
+            stream.flush()
+    os._exit(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,3 +154,85 @@ def test_dtype_flag_reaches_the_engine(tiny_model_dir, sample, tmp_path):
         assert f"({dtype}, dynamic decode)" in result.stderr
     default = run_mmlsp(*args, "--model", str(tiny_model_dir), cache=tmp_path)
     assert "(float32, dynamic decode)" in default.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "line", "character", "says"),
+    [
+        ("short.py", "-1", "0", "count from 0"),
+        ("short.py", "0", "-3", "count from 0"),
+        ("short.py", "5", "0", "line 5 is outside"),
+        ("short.py", "0", "99", "character 99 is outside line 0"),
+        ("missing.py", "0", "0", "does not exist"),
+        (".", "0", "0", "is a directory"),
+        ("blob.py", "0", "0", "not UTF-8"),
+    ],
+)
+def test_unusable_file_or_position_is_one_clear_line(tmp_path, target, line, character, says):
+    (tmp_path / "short.py").write_text("x = 1\n")
+    (tmp_path / "blob.py").write_bytes(b"\xff\xfe\x00bad")
+    path = tmp_path / target
+    # No model is loaded to find out: a missing one would fail differently (exit 1).
+    result = run_mmlsp(
+        "complete",
+        str(path),
+        "--line",
+        line,
+        "--character",
+        character,
+        "--model",
+        str(tmp_path / "no-model"),
+        cache=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and says in result.stderr, result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("content", ["", "\n\n   \n"])
+def test_empty_file_says_so_without_loading_a_model(tmp_path, content):
+    path = tmp_path / "empty.py"
+    path.write_text(content)
+    result = run_mmlsp(
+        "complete",
+        str(path),
+        "--line",
+        "0",
+        "--character",
+        "0",
+        "--model",
+        str(tmp_path / "no-model"),
+        cache=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith("mmlsp: no suggestion: the file ")
+    assert "loading" not in result.stderr
+
+
+def test_why_an_answer_is_empty():
+    from mmlsp.cli import _why_empty
+    from mmlsp.engine.base import GenerationResult
+
+    def result(text: str, reason: str = "stop") -> GenerationResult:
+        return GenerationResult(text, reason, 10, 3, 0.1)  # type: ignore[arg-type]
+
+    assert "larger than maxFileBytes" in _why_empty(None)
+    assert "ended its answer at once" in _why_empty(result("", "eos"))
+    assert "time budget ran out" in _why_empty(result("", "deadline"))
+    assert "cleanup removed all the model wrote" in _why_empty(result("x = 1"))
+
+
+def test_demo_docstring_and_readme_name_the_demo_s_hole():
+    """Both give the same position: the empty body line, after its indent."""
+    command = re.compile(r"mmlsp complete examples/demo\.py --line (\d+) --character (\d+)")
+    demo = (ROOT / "examples" / "demo.py").read_text()
+    from_demo = command.search(demo.splitlines()[0])
+    from_readme = command.search((ROOT / "README.md").read_text())
+    assert from_demo and from_readme
+    assert from_demo.groups() == from_readme.groups()
+    line, character = map(int, from_demo.groups())
+    hole = demo.split("\n")[line]
+    assert hole.strip() == "" and len(hole) == character
+    assert demo.split("\n")[line - 1].strip() == "return n"
