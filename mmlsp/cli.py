@@ -229,8 +229,8 @@ def _why_empty(result: Any) -> str:
         return "no suggestion: the model ended its answer at once"
     shown = result.text if len(result.text) <= 60 else result.text[:59] + "…"
     return (
-        f"no suggestion: cleanup removed all the model wrote ({result.generated_tokens} "
-        f"tokens, e.g. a repeat of the text around the cursor): {shown!r}"
+        "no suggestion: nothing was left of the model's answer after cleanup "
+        f"({result.generated_tokens} tokens: {shown!r})"
     )
 
 
