@@ -484,7 +484,7 @@ def _error_range(index: LineIndex, error: SyntaxError) -> lsp.Range:
         candidate = min(error.end_offset - 1, len(index.line_text(candidate_line)))
         if (candidate_line, candidate) > (line, start):
             end_line, end = candidate_line, candidate
-    if isinstance(error, IndentationError) and not error.msg.startswith("expected"):
+    if isinstance(error, IndentationError) and not (error.msg or "").startswith("expected"):
         # "unexpected indent", "unindent does not match ...", TabError: the indent itself.
         indent = len(text) - len(text.lstrip())
         if indent:
