@@ -1,0 +1,41 @@
+-- A minimal, isolated Neovim configuration for the acceptance journeys
+-- (tests/test_nvim_journeys.py), which run Neovim in tmux as a person would
+-- and read the screen. Nothing here drives the editor: the test types.
+--
+--   MMLSP_JOURNEY_PYTHON      Python that runs the server (default python3)
+--   MMLSP_JOURNEY_MODEL       completion model (default: the server's, Gemma-3-270M)
+--   MMLSP_JOURNEY_CHAT_MODEL  chat model for actions (default: the server's)
+--   MMLSP_JOURNEY_LOG         server log file (optional)
+--
+-- 'termguicolors' stays off: the 256-colour case, the tmux default.
+local function env(name)
+  local value = os.getenv(name)
+  if value == nil or value == "" then
+    return nil
+  end
+  return value
+end
+
+local this = debug.getinfo(1, "S").source:sub(2)
+local plugin_dir = vim.fn.fnamemodify(this, ":p:h:h")
+vim.opt.runtimepath:prepend(plugin_dir)
+
+vim.o.termguicolors = false
+vim.o.swapfile = false
+vim.o.shada = ""
+vim.o.laststatus = 2
+vim.o.showmode = true
+vim.o.ruler = true
+vim.o.signcolumn = "yes"
+vim.opt.shortmess:append("I")
+
+local settings = {}
+settings.model = env("MMLSP_JOURNEY_MODEL")
+settings.chatModel = env("MMLSP_JOURNEY_CHAT_MODEL")
+
+local cmd = { env("MMLSP_JOURNEY_PYTHON") or "python3", "-m", "mmlsp" }
+if env("MMLSP_JOURNEY_LOG") then
+  vim.list_extend(cmd, { "--log-level", "info", "--log-file", env("MMLSP_JOURNEY_LOG") })
+end
+
+require("mmlsp").setup({ cmd = cmd, settings = settings })
