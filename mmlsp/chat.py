@@ -199,11 +199,13 @@ async def ask(
     cancel: threading.Event | None = None,
     code_reply: bool = False,
     on_text: Callable[[str], None] | None = None,
+    background: bool = False,
 ) -> str:
     """One chat turn with the chat engine; raises EngineError when it is not ready.
 
     ``code_reply``: the answer is one code block, so generation ends when it closes.
     ``on_text`` sees the reply so far after every token (progress reports).
+    ``background``: work the user is not waiting for (see ``EngineHost.generate``).
     """
     engine = host.chat_engine
     if engine is None:
@@ -225,7 +227,7 @@ async def ask(
     )
     if cancel is not None:
         request.cancel = cancel
-    result = await host.generate(request, chat=True)
+    result = await host.generate(request, chat=True, background=background)
     log.debug(
         "chat reply: %d tokens in %.1f s (%s): %r",
         result.generated_tokens,

@@ -75,3 +75,65 @@ async def test_editor_settings_cannot_send_code_or_keys_elsewhere(
             warnings = [m.message for m in client.messages if "where you start mmlsp" in m.message]
             assert any("--base-url" in w for w in warnings), client.messages
         assert seen == [], "code went to a server the user never configured"
+
+
+async def test_typing_never_waits_behind_background_work(tmp_path: Path) -> None:
+    """Issue 22, class 5: hover explanations that stream forever used to hold every
+    request slot, and the next completion came back after 87 s, empty. Background work
+    now runs one at a time and gives way: a completion cancels it at the model."""
+    import threading
+    import time
+
+    from tests.llama_server import FakeRequest, FakeServer, completion_chunk
+
+    chat_streams = {"open": 0, "closed": 0}
+    lock = threading.Lock()
+
+    def handle(request: FakeRequest) -> None:
+        request.start_stream()
+        if request.path.endswith("/chat/completions"):
+            with lock:
+                chat_streams["open"] += 1
+            try:
+                for _ in range(3000):  # forever, for a test: 60 s
+                    delta = {"content": "Explains at length. "}
+                    request.event({"choices": [{"index": 0, "delta": delta}]})
+                    time.sleep(0.02)
+            except OSError:
+                with lock:
+                    chat_streams["closed"] += 1
+            return
+        request.event(completion_chunk("path.join('a', 'b')"))
+        request.event(completion_chunk("", "stop"))
+        request.event("[DONE]")
+        request.end_stream()
+
+    with FakeServer(handle, models=("fake-model",)) as backend:
+        flags = ["--backend", "openai", "--base-url", backend.base_url + "/v1"]
+        flags += ["--model", "fake-model"]
+        async with lsp_session(flags, tmp_path / "cache", {"reviewOnSave": "off"}) as client:
+            assert (await wait_for_state(client))["state"] == "ready"
+            uri = "file:///tmp/hostile/fair.py"
+            defs = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(6))
+            text = defs + "import os\nvalue = os."
+            open_doc(client, uri, text)
+            for i in range(6):  # six hovers, each asking for an endless explanation
+                await client.text_document_hover_async(
+                    types.HoverParams(
+                        text_document=types.TextDocumentIdentifier(uri=uri),
+                        position=types.Position(4 * i, 5),
+                    )
+                )
+            started = time.monotonic()
+            result = await asyncio.wait_for(inline(client, uri, 24, 11), 60)
+            waited = time.monotonic() - started
+            assert result is not None and result.items, "the completion came back empty"
+            assert "path.join" in result.items[0].insert_text
+            # Only one background stream ran at a time, and the completion stopped it.
+            assert chat_streams["open"] <= 2, chat_streams
+            deadline = time.monotonic() + 30
+            while chat_streams["closed"] < 1 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            current = await status(client)
+            assert chat_streams["closed"] >= 1, (chat_streams, current["cancelled"], current)
+            print(f"completion after six endless hovers: {waited:.2f} s")

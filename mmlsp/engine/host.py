@@ -185,6 +185,9 @@ class EngineHost:
         self._remote_factory = remote_factory
         # Requests being generated, so shutdown() can cancel them; the worker's futures.
         self._inflight: dict[int, GenerationRequest] = {}
+        # Background generations in flight, and the gate that runs them one at a time.
+        self._background: dict[int, GenerationRequest] = {}
+        self._background_gate: asyncio.Semaphore | None = None
         self._running: set[concurrent.futures.Future[Any]] = set()
         self._limits: weakref.WeakKeyDictionary[Engine, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
@@ -379,13 +382,39 @@ class EngineHost:
         self._ready.wait(timeout)
         return self.status
 
-    async def generate(self, request: GenerationRequest, chat: bool = False) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, chat: bool = False, background: bool = False
+    ) -> GenerationResult:
         """Generate; cancelling the awaiting task cancels the request.
 
         ``chat`` picks the chat engine (the same one unless chatModel differs). An
         in-process engine runs on the worker thread; a remote one (``agenerate``) on
         the event loop, up to its ``max_concurrency`` at once.
+
+        ``background`` work (hover explanations, review, KV warm-ups) runs one at a
+        time and gives way to completions: a completion request cancels the background
+        generation in flight, so typing never waits behind it, and background work can
+        never hold every slot of a remote backend.
         """
+        if background:
+            if self._background_gate is None:
+                self._background_gate = asyncio.Semaphore(1)
+            async with self._background_gate:
+                if request.interrupted() is not None:  # given up while it waited
+                    return GenerationResult("", request.interrupted() or "cancelled", 0, 0, 0.0)
+                self._background[id(request)] = request
+                try:
+                    return await self._generate(request, chat, background=True)
+                finally:
+                    self._background.pop(id(request), None)
+        if not chat:
+            for waiting in list(self._background.values()):
+                waiting.cancel.set()  # stops at its next token
+        return await self._generate(request, chat)
+
+    async def _generate(
+        self, request: GenerationRequest, chat: bool, background: bool = False
+    ) -> GenerationResult:
         engine = self.chat_engine if chat else self._engine
         if engine is None:
             status = self.chat_status if chat else self.status
@@ -414,7 +443,7 @@ class EngineHost:
                 raise GenerationFailed(f"generation failed: {exc}") from exc
             # A remote backend's failures are expected events with their own message:
             # report the first of a streak, keep the repeats out of the user's way.
-            if first:
+            if first and not background:  # background work fails quietly
                 self.on_backend_error(str(exc))
             else:
                 log.debug("%s", exc)

@@ -190,9 +190,11 @@ async def complete(
     workspace: WorkspaceIndex | None = None,
     uri: str | None = None,
     max_new_tokens: int | None = None,
+    background: bool = False,
 ) -> Outcome:
     """``generate_completion`` with the reason for an empty answer; ``max_new_tokens``
-    overrides the settings' (a warm-up asks for one token)."""
+    overrides the settings' (a warm-up asks for one token), and ``background`` work
+    gives way to requests the user waits for (``EngineHost.generate``)."""
     engine = host.engine
     if engine is None:
         return Outcome(None, None, "model not ready")
@@ -231,7 +233,7 @@ async def complete(
     )
     if cancel is not None:
         request.cancel = cancel
-    result = await host.generate(request)
+    result = await host.generate(request, background=background)
     log.debug(
         "generated %d tokens (prompt %d, prefilled %d) in %.0f ms, %s",
         result.generated_tokens,
@@ -444,6 +446,7 @@ class Completions:
                     workspace=self.workspace,
                     uri=uri,
                     max_new_tokens=1,
+                    background=True,
                 )
                 if outcome.result is not None:
                     self.counts["warmed_tokens"] += outcome.result.prefilled_tokens

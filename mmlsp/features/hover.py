@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 HOVER_BUDGET_S = 0.4
 HOVER_MAX_TOKENS = 160
 HOVER_TIMEOUT_S = 90.0
+# Explanations asked for at once; past this, a hover shows no pending note and asks
+# again later (hovering along a file must not queue one generation per name).
+MAX_PENDING = 4
 PENDING_NOTE = "*mmlsp: an AI explanation is being written; hover again to see it.*"
 
 
@@ -158,6 +161,8 @@ class HoverService:
     async def _wait(self, key: str, doc: SyntaxDocument, node: tree_sitter.Node) -> str | None:
         task = self._pending.get(key)
         if task is None:
+            if len(self._pending) >= MAX_PENDING:
+                return None
             name_node = node.child_by_field_name("name")
             name = node_text(doc.source, name_node) if name_node is not None else "this code"
             code = definition_code(doc, node)
@@ -172,7 +177,9 @@ class HoverService:
     async def _explain(self, key: str, language: str, code: str, name: str) -> str | None:
         messages = chat.hover_messages(language, code, name)
         try:
-            reply = await chat.ask(self.server.host, messages, HOVER_MAX_TOKENS, HOVER_TIMEOUT_S)
+            reply = await chat.ask(
+                self.server.host, messages, HOVER_MAX_TOKENS, HOVER_TIMEOUT_S, background=True
+            )
         except EngineError as exc:
             log.debug("no hover explanation for %s: %s", name, exc)
             return None

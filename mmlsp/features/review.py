@@ -150,6 +150,7 @@ class ReviewService:
                     REVIEW_MAX_TOKENS,
                     REVIEW_TIMEOUT_S,
                     cancel,
+                    background=True,
                 )
             except EngineError as exc:
                 log.debug("review of %s stopped: %s", uri, exc)
