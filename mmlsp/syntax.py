@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -174,13 +174,29 @@ class SyntaxDocument:
         self._index = None
 
     def apply_change(self, change: lsp.TextDocumentContentChangeEvent) -> None:
-        """Apply one ``didChange`` content change and reparse incrementally.
+        """Apply one ``didChange`` content change and reparse incrementally."""
+        self.apply_changes([change])
 
-        The previous tree is edited in place and reused by the new parse.
+    def apply_changes(self, changes: Sequence[lsp.TextDocumentContentChangeEvent]) -> None:
+        """Apply a ``didChange``'s content changes, then reparse once, incrementally.
+
+        Each change edits the previous tree in place; the one parse at the end reuses
+        it (tree-sitter takes any number of edits before a parse).
         """
-        if not isinstance(change, lsp.TextDocumentContentChangePartial):
-            self.replace_text(change.text)
+        if not changes:
             return
+        for change in changes:
+            if not isinstance(change, lsp.TextDocumentContentChangePartial):
+                self.text = change.text
+                self._data = encode_utf8(change.text)
+                self.tree = get_parser(self.language).parse(self._data)
+                continue
+            self._edit(change)
+        self.tree = get_parser(self.language).parse(self._data, self.tree)
+        self._index = None
+
+    def _edit(self, change: lsp.TextDocumentContentChangePartial) -> None:
+        """One ranged change to the text, the bytes and the tree, without a parse."""
         text = self.text
         rng = change.range
         start = offset_at(text, rng.start.line, rng.start.character)
@@ -207,8 +223,6 @@ class SyntaxDocument:
         )
         self._data = self._data[:start_byte] + encode_utf8(change.text) + self._data[old_end_byte:]
         self.text = new_text
-        self.tree = get_parser(self.language).parse(self._data, old_tree)
-        self._index = None
 
     def node_range(self, node: tree_sitter.Node) -> lsp.Range:
         """LSP range of a node of this document's tree."""
