@@ -25,7 +25,10 @@ from typing import TypeVar
 T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
-JOURNEY_INIT = ROOT / "clients" / "nvim" / "tests" / "journey_init.lua"
+# MMLSP_JOURNEY_INIT: another copy's journey_init.lua (it loads the plugin next to it).
+JOURNEY_INIT = Path(
+    os.environ.get("MMLSP_JOURNEY_INIT") or ROOT / "clients" / "nvim" / "tests" / "journey_init.lua"
+)
 
 # tmux's TERM inside the session. tmux-256color is 256 colours with italics; the
 # journeys keep 'termguicolors' off, so colours are the 256-colour (cterm) ones.

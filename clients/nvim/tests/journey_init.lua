@@ -39,3 +39,7 @@ if env("MMLSP_JOURNEY_LOG") then
 end
 
 require("mmlsp").setup({ cmd = cmd, settings = settings })
+
+-- Like many colour schemes, give Comment a gui colour only: without
+-- 'termguicolors' it is then drawn like code, and so would ghost text linked to it.
+vim.api.nvim_set_hl(0, "Comment", { fg = "#7f848e" })
