@@ -131,6 +131,7 @@ def load_tokenizer_and_model(
         progress("loading tokenizer", tokenizer_pct)
         tokenizer = _from_pretrained(AutoTokenizer, source, **trust)
         progress("loading weights", weights_pct)
+        check_memory(source, dtype, trust_remote_code)
         model = _from_pretrained(
             AutoModelForCausalLM, source, dtype=dtype, attn_implementation="sdpa", **trust
         )
@@ -143,6 +144,53 @@ def load_tokenizer_and_model(
             raise EngineError(f"could not load model {source.location!r}: {exc}") from exc
         raise
     return tokenizer, model
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM the kernel says can be had now without swapping (Linux), else None."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def weight_bytes(config: Any, dtype: Any) -> int:
+    """What the weights of a model with ``config`` take in ``dtype``, counted on the
+    meta device (nothing is allocated)."""
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoModelForCausalLM
+
+    with init_empty_weights():
+        model = AutoModelForCausalLM.from_config(config)
+    size = torch.empty((), dtype=dtype).element_size() if dtype is not None else 4
+    return sum(p.numel() for p in model.parameters()) * size
+
+
+def check_memory(source: ModelSource, dtype: Any, trust_remote_code: bool = False) -> None:
+    """Refuse, with a clear message, a model whose config declares more weights than
+    the memory available, before anything is allocated: a folder whose config.json
+    declares huge layers used to grow the server past 4 GB before failing."""
+    if trust_remote_code:
+        return  # counting would run the model's own code: leave it to the load
+    try:
+        from transformers import AutoConfig
+
+        config = _from_pretrained(AutoConfig, source)
+        needed = weight_bytes(config, dtype)
+    except Exception as exc:  # no config, an unknown architecture: the load will say
+        log.debug("could not size model %s before loading: %s", source.location, exc)
+        return
+    available = available_memory()
+    if available is not None and needed > available * 0.9:
+        raise EngineError(
+            f"not enough memory to load model {source.location!r}: its weights take "
+            f"{needed / 2**30:.1f} GiB, and {available / 2**30:.1f} GiB is available; "
+            "choose a smaller model or close other programs"
+        )
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
