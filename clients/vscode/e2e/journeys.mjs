@@ -270,24 +270,29 @@ journey("Explain shows rendered Markdown", 330000, async (page) => {
   await closeAllEditors(page);
   const editor = await openFromExplorer(page, "shop.py");
   t.step("select low_stock, Ctrl+. lists Explain");
-  const first = editor.locator(".view-line", { hasText: "def low_stock" }).first();
-  await first.click({ position: { x: 2, y: 5 } });
-  await page.keyboard.press("Home");
-  for (let i = 0; i < 6; i++) await page.keyboard.press("Shift+ArrowDown");
-  await page.keyboard.press("Shift+End");
+  const select = async () => {
+    const first = editor.locator(".view-line", { hasText: "def low_stock" }).first();
+    await first.click({ position: { x: 2, y: 5 } });
+    await page.keyboard.press("Home");
+    for (let i = 0; i < 6; i++) await page.keyboard.press("Shift+ArrowDown");
+    await page.keyboard.press("Shift+End");
+  };
+  await select();
   const rows = page.locator(".action-widget .monaco-list-row");
   const explain = rows.filter({ hasText: /Explain/ }).first();
   let how = "the lightbulb menu";
   try {
     await page.keyboard.press(`${MOD}+.`);
-    await explain.waitFor({ state: "visible", timeout: 15000 });
+    await explain.waitFor({ state: "visible", timeout: 30000 });
     await screenshot(page, "J09-explain-menu");
     t.step("pick Explain: the rendered explanation opens");
     await explain.click();
   } catch {
-    // Not offered there: the command does the same.
+    // Not offered there (a busy server): the command does the same. Escape closed the
+    // menu, or collapsed the selection: select again.
     await page.keyboard.press("Escape");
-    how = "the command palette";
+    await select();
+    how = "the command palette (the lightbulb menu did not list Explain within 30 s)";
     t.step("mmlsp: Explain Selection with AI: the rendered explanation opens");
     await runCommand(page, "mmlsp: Explain Selection with AI");
   }
