@@ -223,9 +223,24 @@ class NvimInTmux:
             str(self.workdir),
             " ".join(shlex.quote(a) for a in argv),
         )
+        # If this test process dies without close() (killed by a CI timeout), the
+        # tmux server, Neovim and the model server must not run on: a watchdog
+        # ends them once this process is gone.
+        tmux = shlex.join(["tmux", "-L", self.socket, "-f", str(self.conf), "kill-server"])
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 5; done; {tmux}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def close(self) -> None:
         self.tmux("kill-server", check=False)
+        watchdog = getattr(self, "_watchdog", None)
+        if watchdog is not None and watchdog.poll() is None:
+            watchdog.terminate()
+            watchdog.wait(timeout=10)
 
     # input ---------------------------------------------------------------------------------
     def keys(self, *names: str) -> None:
