@@ -39,6 +39,8 @@ SCENARIOS = (
     "tab_fallthrough",
     "commands",
     "lsp_configs",
+    "launch_flags",
+    "warm_on_focus",
     "code_action",
     "hover",
     "explain_command",

@@ -526,6 +526,65 @@ scenario("lsp_configs", 30000, function(ctx)
   ctx.done("pass", "lspconfig config and lsp/mmlsp.lua ok")
 end)
 
+scenario("launch_flags", 30000, function(ctx)
+  -- Where code goes is set on the server's command line, never in initializationOptions
+  -- (the server refuses those keys from an editor).
+  local config = require("mmlsp.config")
+  local settings = { backend = "openai", baseUrl = "http://gpu:8000/v1", apiKeyEnv = "MMLSP_K", model = "m" }
+  local cmd = config.command({ "mmlsp" }, settings)
+  local expected = { "--backend", "openai", "--base-url", "http://gpu:8000/v1", "--api-key-env", "MMLSP_K" }
+  local joined = table.concat(cmd, " ")
+  for i = 1, #expected, 2 do
+    if not joined:find(expected[i] .. " " .. expected[i + 1], 1, true) then
+      ctx.fail("missing " .. expected[i] .. " in " .. joined)
+      return
+    end
+  end
+  local init = config.init_options(settings)
+  if init.backend ~= nil or init.baseUrl ~= nil or init.apiKeyEnv ~= nil or init.model ~= "m" then
+    ctx.fail("launch keys sent as initializationOptions: " .. vim.inspect(init))
+    return
+  end
+  ctx.done("pass", joined)
+end)
+
+scenario("warm_on_focus", 60000, function(ctx)
+  -- Entering a buffer asks the server to warm its prompt (mmlsp/warm): its status
+  -- then counts a warm-up for it.
+  local c = client()
+  if not c then
+    ctx.fail("no client")
+    return
+  end
+  local before
+  local function warmups(cb)
+    require("mmlsp.compat").request(c, "mmlsp/status", vim.NIL, function(err, result)
+      local counts = (not err and result and result.completion and result.completion.counts) or {}
+      cb(counts.warmups or 0)
+    end, 0)
+  end
+  warmups(function(n)
+    before = n
+    vim.cmd("doautocmd BufEnter")
+  end)
+  local function poll(tries)
+    warmups(function(n)
+      if before and n > before then
+        ctx.done("pass", "warm-ups " .. before .. " -> " .. n)
+      elseif tries > 0 then
+        vim.defer_fn(function()
+          poll(tries - 1)
+        end, 250)
+      else
+        ctx.fail("no warm-up after BufEnter (" .. tostring(before) .. " -> " .. n .. ")")
+      end
+    end)
+  end
+  vim.defer_fn(function()
+    poll(120)
+  end, 500)
+end)
+
 local ACTIONS_TEXT = "def add(a, b):\n    return a + b\n"
 
 scenario("code_action", 150000, function(ctx)

@@ -128,7 +128,11 @@ local function execute(client, bufnr, command, arguments, on_result)
   local params = { command = command, arguments = arguments }
   compat.request(client, "workspace/executeCommand", params, function(err, result)
     if err then
-      notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      -- RequestFailed (-32803): the server has already shown the reason with
+      -- window/showMessage; RequestCancelled (-32800): the user cancelled it.
+      if err.code ~= -32803 and err.code ~= -32800 then
+        notify(command .. " failed: " .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+      end
       return
     end
     on_result(result)

@@ -82,12 +82,46 @@ function M.set(opts)
   return M.options
 end
 
---- initializationOptions: an object, never a JSON array, even when empty.
+-- Settings the server takes only from its own command line (they decide where code
+-- goes, and with which key): setup()'s settings are the user's own config, so the
+-- plugin passes these as flags, and never as initializationOptions.
+M.LAUNCH_FLAGS = {
+  backend = "--backend",
+  baseUrl = "--base-url",
+  apiKeyEnv = "--api-key-env",
+  trustRemoteCode = "--trust-remote-code",
+}
+
+--- The server command: `cmd` plus the flags for M.LAUNCH_FLAGS keys of `settings`.
+function M.command(cmd, settings)
+  local out = vim.deepcopy(cmd or {})
+  for key, flag in pairs(M.LAUNCH_FLAGS) do
+    local value = settings and settings[key]
+    if key == "trustRemoteCode" then
+      if value == true then
+        table.insert(out, flag)
+      end
+    elseif type(value) == "string" and value ~= "" then
+      table.insert(out, flag)
+      table.insert(out, value)
+    end
+  end
+  return out
+end
+
+--- initializationOptions: an object, never a JSON array, even when empty; without
+--- the M.LAUNCH_FLAGS keys, which go on the command line.
 function M.init_options(settings)
-  if settings == nil or vim.tbl_isempty(settings) then
+  local out = {}
+  for key, value in pairs(settings or {}) do
+    if M.LAUNCH_FLAGS[key] == nil then
+      out[key] = value
+    end
+  end
+  if vim.tbl_isempty(out) then
     return vim.empty_dict()
   end
-  return settings
+  return out
 end
 
 return M

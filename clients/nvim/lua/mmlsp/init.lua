@@ -74,7 +74,7 @@ function M.client_config(bufnr)
   local root = compat.find_root(path, o.root_markers) or vim.fn.getcwd()
   local cfg = {
     name = M.NAME,
-    cmd = o.cmd,
+    cmd = config.command(o.cmd, o.settings),
     cmd_env = o.cmd_env,
     root_dir = root,
     init_options = config.init_options(o.settings),
@@ -88,7 +88,7 @@ function M.client_config(bufnr)
   }
   if o.settings and not vim.tbl_isempty(o.settings) then
     -- Answers workspace/configuration for section "mmlsp".
-    cfg.settings = { mmlsp = o.settings }
+    cfg.settings = { mmlsp = config.init_options(o.settings) }
   end
   return cfg
 end

@@ -75,6 +75,20 @@ function M.clear(bufnr)
   clear_marks(st)
 end
 
+--- Sends mmlsp/warm for the cursor of `st`'s buffer (a notification: no answer).
+local function warm(st)
+  if not st.enabled or not opts().enabled then
+    return
+  end
+  local client = client_of(st)
+  local win = api.nvim_get_current_win()
+  if not client or api.nvim_win_get_buf(win) ~= st.bufnr then
+    return
+  end
+  local params = vim.lsp.util.make_position_params(win, client.offset_encoding or "utf-16")
+  compat.notify(client, "mmlsp/warm", params)
+end
+
 local function stop_all(st)
   stop_timer(st)
   cancel_request(st)
@@ -538,6 +552,9 @@ function M.attach(client, bufnr)
   end
   on({ "TextChangedI", "TextChangedP" }, on_text_changed)
   on("CursorMovedI", on_cursor_moved)
+  -- The user looks at this buffer (entered it, or rests the cursor): let the server
+  -- prefill its prompt there, so that the first suggestion does not wait for it.
+  on({ "BufEnter", "CursorHold", "InsertEnter" }, warm)
   on({ "InsertLeave", "BufLeave" }, stop_all)
   api.nvim_create_autocmd({ "BufUnload", "BufWipeout" }, {
     group = group,
