@@ -9,6 +9,7 @@ Features ask this module for trees; they never parse text themselves.
 
 from __future__ import annotations
 
+import ast
 import posixpath
 import re
 import sys
@@ -306,10 +307,10 @@ def error_count(text: str, language: str) -> int:
 
 
 # CPython checks Python documents up to this many characters; larger ones get
-# tree-sitter's problems only. On a busy 2-core machine the first check of a 0.9 MB,
-# 21,000-line file took 300-460 ms, as long as tree-sitter's first parse of it and half
-# of ast.parse's time; after an edit, only the statements it changed are compiled
-# again, and a check took 16-23 ms (7 ms for a 5,400-line file).
+# tree-sitter's problems only. On a busy 2-core machine (load 7) the first check of a
+# 0.9 MB, 21,000-line file took 400 ms (one ast.parse of the whole file: 760 ms); after
+# an edit only the statements it changed are parsed again: 17 ms a check (3 ms for a
+# 5,400-line file).
 PYTHON_CHECK_MAX_CHARS = 1_000_000
 # The file name CPython's messages and warnings carry; its warnings are ignored.
 _CHECK_FILENAME = "<mmlsp-syntax-check>"
@@ -399,7 +400,8 @@ def _chunk(doc: SyntaxDocument, span: list[int], lone_cr: bool) -> tuple[int, st
 
 
 def _compile_error(source: str) -> SyntaxError | str | None:
-    """CPython's syntax error for ``source``; compiled, never run."""
+    """CPython's syntax error for ``source``, from its parser (``ast.parse``): nothing
+    is compiled or run."""
     if not any(getattr(f[3], "pattern", f[3]) == _CHECK_FILENAME for f in warnings.filters):
         # SyntaxWarnings about the user's code are not ours to print (pytest and
         # catch_warnings blocks reset the filters, so this is checked every time).
@@ -407,8 +409,14 @@ def _compile_error(source: str) -> SyntaxError | str | None:
     # CPython reads a file's byte order mark but rejects one in a str: drop it, and
     # count it back into the columns of an error on the first line.
     bom = source.startswith("\ufeff")
+    text = scrub_surrogates(source[bom:])
     try:
-        compile(scrub_surrogates(source[bom:]), _CHECK_FILENAME, "exec", dont_inherit=True)
+        try:
+            ast.parse(text, _CHECK_FILENAME)
+        except SystemError:
+            # CPython 3.11 can raise a spurious "AST constructor recursion depth
+            # mismatch" after an earlier parse failed deep down (gh-106905): once more.
+            ast.parse(text, _CHECK_FILENAME)
         return None
     except SyntaxError as exc:  # IndentationError and TabError too
         if bom and exc.lineno == 1:
@@ -418,7 +426,7 @@ def _compile_error(source: str) -> SyntaxError | str | None:
         return exc
     except ValueError as exc:  # older Pythons: "source code string cannot contain null bytes"
         return SyntaxError(str(exc))
-    except (MemoryError, RecursionError):  # hostile nesting: tree-sitter alone answers
+    except (MemoryError, RecursionError, SystemError):  # hostile nesting: tree-sitter answers
         return _TOO_DEEP
 
 
@@ -426,8 +434,8 @@ def python_syntax_check(doc: SyntaxDocument) -> list[CheckedChunk] | None:
     """CPython's verdict on each top-level statement of ``doc``, worded and placed as
     CPython reports it; None when the document is too large to check.
 
-    Each statement is compiled (``compile``, not run: nothing executes) on its own, so
-    every statement gets its first error, and an edit recompiles only the statements
+    Each statement is parsed (``ast.parse``: nothing is compiled or run) on its own, so
+    every statement gets its first error, and an edit parses again only the statements
     it changed: verdicts are kept by statement text. A statement CPython cannot check
     (too deeply nested) or whose error is about syntax newer than the running
     interpreter gets no verdict, so tree-sitter's problems stand there.

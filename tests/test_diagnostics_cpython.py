@@ -66,8 +66,6 @@ def test_errors_tree_sitter_accepts():
     ]
     assert diagnose("print 'hi'\n")[0][1].startswith("Missing parentheses in call to 'print'")
     assert diagnose("x = 0777\n")[0][1].startswith("leading zeros in decimal integer literals")
-    # Errors CPython's compiler raises before running anything.
-    assert diagnose("return 1\n") == [((0, 0, 0, 8), "'return' outside function")]
 
 
 def test_valid_code_has_no_diagnostics_and_its_warnings_stay_quiet():

@@ -4,7 +4,7 @@ Tree-sitter keeps up with every keystroke; for Python, CPython then confirms the
 result statement by statement: in each top-level statement, CPython's first error,
 in its words, replaces tree-sitter's problems (at tree-sitter's place where that is
 a narrower one inside CPython's), catching what tree-sitter accepts (an empty
-block), and a statement CPython compiles has none.
+block), and a statement CPython parses has none.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def python_problems(doc: SyntaxDocument, limit: int) -> list[SyntaxProblem] | No
     """Tree-sitter's problems corrected by CPython; None when CPython was not asked.
 
     In each top-level statement CPython checked, its error (in its words) replaces
-    tree-sitter's problems, and a statement it compiles has none.
+    tree-sitter's problems, and a statement it parses has none.
     """
     chunks = python_syntax_check(doc)
     if chunks is None:
