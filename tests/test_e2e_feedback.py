@@ -87,6 +87,7 @@ async def test_explain_shows_progress_and_a_cancel_stops_the_model(
     with FakeServer(endless, models=("fake-model",)) as backend:
         url = backend.base_url + "/v1"
         flags = ["--backend", "openai", "--base-url", url, "--model", "fake-model"]
+        flags += ["--log-level", "debug", "--log-file", str(tmp_path / "server.log")]
         async with lsp_session(flags, tmp_path / "cache") as client:
             assert (await wait_for_state(client))["state"] == "ready"
             uri = "file:///tmp/feedback/mean.py"
@@ -116,7 +117,7 @@ async def test_explain_shows_progress_and_a_cancel_stops_the_model(
             with pytest.raises((JsonRpcException, asyncio.CancelledError)):
                 await asyncio.wait_for(request, 20)
             # The model stopped: mmlsp hung up on the backend's stream at once.
-            assert await asyncio.to_thread(endless.closed.wait, 10), "the stream was never closed"
+            assert await asyncio.to_thread(endless.closed.wait, 30), "the stream was never closed"
             written = endless.chunks
             await asyncio.sleep(0.5)
             assert endless.chunks == written

@@ -383,8 +383,9 @@ def test_cpu_compiled_step_decodes_every_dynamic_cache_with_one_graph(engine, co
     step, caches, lengths = compiled_engine._decode_step, [], set()
 
     def counting_step(**kwargs):  # the real compiled step, with its caches noted
-        caches.append(kwargs["past_key_values"])
-        lengths.add(seq_length(kwargs["past_key_values"]))
+        cache = kwargs[compiled_engine._cache_name]  # `cache` where transformers has it
+        caches.append(cache)
+        lengths.add(seq_length(cache))
         return step(**kwargs)
 
     graphs = counters["stats"]["unique_graphs"]

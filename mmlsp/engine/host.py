@@ -383,7 +383,11 @@ class EngineHost:
         return self.status
 
     async def generate(
-        self, request: GenerationRequest, chat: bool = False, background: bool = False
+        self,
+        request: GenerationRequest,
+        chat: bool = False,
+        background: bool = False,
+        record: bool = True,
     ) -> GenerationResult:
         """Generate; cancelling the awaiting task cancels the request.
 
@@ -394,7 +398,8 @@ class EngineHost:
         ``background`` work (hover explanations, review, KV warm-ups) runs one at a
         time and gives way to completions: a completion request cancels the background
         generation in flight, so typing never waits behind it, and background work can
-        never hold every slot of a remote backend.
+        never hold every slot of a remote backend. ``record``: count it in the status
+        (warm-ups are not generations the user asked for).
         """
         if background:
             if self._background_gate is None:
@@ -404,16 +409,16 @@ class EngineHost:
                     return GenerationResult("", request.interrupted() or "cancelled", 0, 0, 0.0)
                 self._background[id(request)] = request
                 try:
-                    return await self._generate(request, chat, background=True)
+                    return await self._generate(request, chat, True, record)
                 finally:
                     self._background.pop(id(request), None)
         if not chat:
             for waiting in list(self._background.values()):
                 waiting.cancel.set()  # stops at its next token
-        return await self._generate(request, chat)
+        return await self._generate(request, chat, False, record)
 
     async def _generate(
-        self, request: GenerationRequest, chat: bool, background: bool = False
+        self, request: GenerationRequest, chat: bool, background: bool, record: bool
     ) -> GenerationResult:
         engine = self.chat_engine if chat else self._engine
         if engine is None:
@@ -454,7 +459,8 @@ class EngineHost:
         finally:
             self._inflight.pop(id(request), None)
             status.in_flight -= 1
-        self._record(status, result)
+        if record:
+            self._record(status, result, chat)
         return result
 
     async def _threaded(self, engine: Engine, request: GenerationRequest) -> GenerationResult:
@@ -484,9 +490,11 @@ class EngineHost:
         async with limit:
             return await agenerate(request)
 
-    def _record(self, status: Status, result: GenerationResult) -> None:
+    def _record(self, status: Status, result: GenerationResult, chat: bool) -> None:
         status.generations += 1
         status.cancelled += result.finish_reason == "cancelled"
+        if chat:
+            return  # "last" latency and tokens describe completions, not a 3-minute chat
         status.last_latency_ms = round(result.seconds * 1000, 1)
         status.last_finish_reason = result.finish_reason
         status.last_generated_tokens = result.generated_tokens

@@ -189,12 +189,11 @@ async def complete(
     language: str | None = None,
     workspace: WorkspaceIndex | None = None,
     uri: str | None = None,
-    max_new_tokens: int | None = None,
-    background: bool = False,
+    warm_up: bool = False,
 ) -> Outcome:
-    """``generate_completion`` with the reason for an empty answer; ``max_new_tokens``
-    overrides the settings' (a warm-up asks for one token), and ``background`` work
-    gives way to requests the user waits for (``EngineHost.generate``)."""
+    """``generate_completion`` with the reason for an empty answer. A ``warm_up`` only
+    prefills the prompt (one token), as background work that gives way to requests the
+    user waits for (``EngineHost.generate``) and is not counted as a generation."""
     engine = host.engine
     if engine is None:
         return Outcome(None, None, "model not ready")
@@ -218,10 +217,13 @@ async def complete(
             on_text(generated)
             return stops(generated)
 
-    if max_new_tokens is None:
-        max_new_tokens = (
-            settings.max_new_tokens_multiline if ctx.multiline else settings.max_new_tokens
-        )
+    max_new_tokens = (
+        1
+        if warm_up
+        else settings.max_new_tokens_multiline
+        if ctx.multiline
+        else settings.max_new_tokens
+    )
     request = GenerationRequest(
         prompt=prompt,
         max_new_tokens=max_new_tokens,
@@ -233,7 +235,7 @@ async def complete(
     )
     if cancel is not None:
         request.cancel = cancel
-    result = await host.generate(request, background=background)
+    result = await host.generate(request, background=warm_up, record=not warm_up)
     log.debug(
         "generated %d tokens (prompt %d, prefilled %d) in %.0f ms, %s",
         result.generated_tokens,
@@ -445,8 +447,7 @@ class Completions:
                     syntax_doc=self.syntax(uri),
                     workspace=self.workspace,
                     uri=uri,
-                    max_new_tokens=1,
-                    background=True,
+                    warm_up=True,
                 )
                 if outcome.result is not None:
                     self.counts["warmed_tokens"] += outcome.result.prefilled_tokens
