@@ -237,7 +237,58 @@ async def ask(
     )
     if result.finish_reason == "cancelled":
         raise EngineError("the request was cancelled")
-    return result.text
+    return Reply(result.text, result.finish_reason)
+
+
+class Reply(str):
+    """A reply's text, and why generation ended (``deadline`` or ``length``: cut short)."""
+
+    finish_reason: str
+
+    def __new__(cls, text: str, finish_reason: str = "eos") -> Reply:
+        reply = super().__new__(cls, text)
+        reply.finish_reason = finish_reason
+        return reply
+
+    @property
+    def cut_short(self) -> bool:
+        return self.finish_reason in ("deadline", "length")
+
+
+def trim_unfinished(markdown: str) -> str:
+    """A prose answer cut off mid-way, without its unfinished last sentence or item.
+
+    Keeps whole lines that end a sentence (or a list item, heading or code), and of
+    the last line the part up to its last full stop."""
+    lines = markdown.rstrip().split("\n")
+    last = lines[-1].rstrip()
+    if not last or last.endswith((".", "!", "?", ":", "`", ")")):
+        return markdown.rstrip()
+    stop = max(last.rfind(". "), last.rfind("! "), last.rfind("? "))
+    if stop > 0:
+        lines[-1] = last[: stop + 1]
+    else:
+        lines = lines[:-1]
+    return "\n".join(lines).rstrip()
+
+
+def drop_echoed_code(markdown: str, code: str) -> str:
+    """``markdown`` without fenced blocks that only repeat ``code`` (the code asked
+    about): a small model often quotes it back, and the reader already sees it."""
+    wanted = _normalized(code)
+    kept = []
+    for block in re.split(
+        r"(?ms)(^[ \t]*(?:`{3,}|~{3,}).*?^[ \t]*(?:`{3,}|~{3,})[ \t]*$)", markdown
+    ):
+        inner = fenced_blocks(block)
+        if inner and wanted and _normalized(inner[0]) == wanted:
+            continue
+        kept.append(block)
+    return re.sub(r"\n{3,}", "\n\n", "".join(kept)).strip()
+
+
+def _normalized(code: str) -> str:
+    return "\n".join(line.rstrip() for line in textwrap.dedent(code).strip().split("\n"))
 
 
 # -- cleaning -------------------------------------------------------------------------------

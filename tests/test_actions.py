@@ -353,3 +353,13 @@ async def test_docstring_from_a_reply_without_prose_is_not_offered(tmp_path: Pat
     engine = ScriptedEngine(['"""\n"""', "def mean(values):"])
     with pytest.raises(ActionError, match="wrote no docstring text"):
         await docstring_edit(doc, point(3, 5), "google", asker(engine, tmp_path))
+
+
+async def test_explaining_a_selected_function_is_titled_with_its_name(tmp_path: Path) -> None:
+    engine = ScriptedEngine(["It computes the mean.", "It computes the mean."])
+    whole = types.Range(types.Position(3, 0), types.Position(6, 0))  # the def and its body
+    title, _ = await explain_markdown(make_doc(), whole, asker(engine, tmp_path))
+    assert title == "`mean`"
+    part = types.Range(types.Position(4, 4), types.Position(5, 10))
+    title, _ = await explain_markdown(make_doc(), part, asker(engine, tmp_path))
+    assert title == "line 5"

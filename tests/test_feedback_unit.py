@@ -98,3 +98,18 @@ def test_prompt_echo_and_empty_prose_are_recognised() -> None:
 
 def test_an_unclosed_code_block_is_closed() -> None:
     assert chat.clean_markdown("Uses:\n\n```python\nf(1)") == "Uses:\n\n```python\nf(1)\n```"
+
+
+def test_a_reply_cut_short_loses_its_unfinished_sentence() -> None:
+    assert chat.trim_unfinished("It adds numbers. Then it") == "It adds numbers."
+    assert chat.trim_unfinished("- adds them\n- The function") == "- adds them"
+    assert chat.trim_unfinished("Done.") == "Done."
+    assert chat.Reply("x", "deadline").cut_short and not chat.Reply("x", "eos").cut_short
+
+
+def test_code_quoted_back_is_dropped_from_an_explanation() -> None:
+    code = "def f(x):\n    return x"
+    echoed = "Intro.\n\n```python\ndef f(x):\n    return x\n```\n\nIt returns x."
+    assert chat.drop_echoed_code(echoed, code) == "Intro.\n\nIt returns x."
+    other = "Better:\n```python\ndef f(x):\n    return x + 1\n```"
+    assert chat.drop_echoed_code(other, code) == other

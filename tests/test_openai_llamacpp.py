@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 import time
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 
 from mmlsp.engine import EngineHost, GenerationRequest
 from mmlsp.engine.host import LoadSpec
@@ -98,7 +100,14 @@ async def test_code_action_resolve_from_the_server(client, llama_server) -> None
     actions = await client.text_document_code_action_async(code_action_params(uri, point(7, 6)))
     (docstring,) = [a for a in actions if a.kind == types.CodeActionKind.RefactorRewrite]
     before = llama_server.log_text().count("POST /v1/chat/completions")
-    resolved = await asyncio.wait_for(client.code_action_resolve_async(docstring), 120)
+    try:
+        resolved = await asyncio.wait_for(client.code_action_resolve_async(docstring), 120)
+    except JsonRpcException as exc:
+        # The served model is the base Gemma-3-270M: it may only echo the question,
+        # which is refused with a plain reason rather than written into the file.
+        assert re.search("repeated the question|no docstring text", str(exc)), exc
+        assert llama_server.log_text().count("POST /v1/chat/completions") > before
+        return
     assert llama_server.log_text().count("POST /v1/chat/completions") > before
     new = apply_edit(TEXT, only_edit(resolved.edit, uri))
     tree = ast.parse(new)

@@ -365,7 +365,7 @@ def explain_target_for(doc: Doc, rng: types.Range) -> Target:
     """The selection, else the enclosing definition or statement, else the line."""
     start, end = doc.offset(rng.start), doc.offset(rng.end)
     if start != end:
-        return Target(start, end)
+        return Target(start, end, _selected_definition_name(doc, start, end))
     if doc.syntax is not None:
         tree, byte = doc.syntax.tree, doc.byte(doc.code_offset(rng.start))
         node = enclosing_definition(tree, byte) or enclosing_statement(tree, byte, byte)
@@ -374,6 +374,29 @@ def explain_target_for(doc: Doc, rng: types.Range) -> Target:
             name = node_text(doc.source, name_node) if name_node is not None else None
             return Target(doc.from_byte(node.start_byte), doc.from_byte(node.end_byte), name)
     return _whole_lines(doc, rng)
+
+
+def _selected_definition_name(doc: Doc, start: int, end: int) -> str | None:
+    """The name of the one definition a selection covers (whitespace aside), if so."""
+    if doc.syntax is None:
+        return None
+    text = doc.text
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    node = enclosing_definition(doc.syntax.tree, doc.byte(start), doc.byte(end))
+    if node is None:
+        return None
+    whole = (
+        node.parent
+        if node.parent is not None and node.parent.type == "decorated_definition"
+        else node
+    )
+    if (doc.from_byte(whole.start_byte), doc.from_byte(whole.end_byte)) != (start, end):
+        return None
+    name = node.child_by_field_name("name")
+    return node_text(doc.source, name) if name is not None else None
 
 
 def _line_indent(text: str, offset: int) -> str:
@@ -653,9 +676,13 @@ async def explain_markdown(doc: Doc, rng: types.Range, ask: Ask) -> tuple[str, s
     if not code.strip():
         raise ActionError("nothing to explain here")
     messages = chat.explain_messages(doc.language_id, code, target.name)
-    answer = chat.clean_markdown(await ask(messages))
+    reply = await ask(messages)
+    answer = chat.drop_echoed_code(chat.clean_markdown(reply), code)
     if (problem := chat.prose_problem(answer, messages)) is not None:
         raise ActionError(f"{problem}; nothing to show")
+    if isinstance(reply, chat.Reply) and reply.cut_short:
+        answer = chat.clean_markdown(chat.trim_unfinished(answer))
+        answer += "\n\n*(The answer was cut short: the model was still writing at its limit.)*"
     line = doc.index.position_at(target.start)[0] + 1
     title = f"`{target.name}`" if target.name else f"line {line}"
     fence = "````" if "```" in code else "```"

@@ -185,7 +185,10 @@ class HoverService:
             return None
         finally:
             self._pending.pop(key, None)
-        explanation = chat.clean_markdown(reply)
+        explanation = chat.drop_echoed_code(chat.clean_markdown(reply), code)
+        if isinstance(reply, chat.Reply) and reply.cut_short:
+            explanation = chat.clean_markdown(chat.trim_unfinished(explanation))
+            explanation = f"{explanation} …" if explanation else explanation
         if (problem := chat.prose_problem(explanation, messages)) is not None:
             # Say so plainly (and remember it: asking again gives the same answer)
             # rather than show the user an echo of our own prompt.
