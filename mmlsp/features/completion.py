@@ -144,35 +144,11 @@ async def generate_completion(
     settings: Settings,
     host: EngineHost,
     cancel: threading.Event | None = None,
-    *,
-    cache_key: str | None = None,
-    on_text: Callable[[str], None] | None = None,
-    syntax_doc: SyntaxDocument | None = None,
-    language: str | None = None,
-    workspace: WorkspaceIndex | None = None,
-    uri: str | None = None,
+    **options: Any,
 ) -> tuple[Completion | None, GenerationResult | None]:
-    """The cleaned completion at code point ``offset`` and the generation behind it.
-
-    ``cache_key`` lets the engine reuse that key's prompt KV cache (when the
-    ``kvReuse`` setting allows); ``on_text`` sees the raw text after every token.
-    ``syntax_doc`` (the document's tree, reused when current) or ``language`` turns on
-    the tree-sitter shape decision and parse check; ``workspace`` and ``uri`` give
-    cross-file context.
-    """
-    outcome = await complete(
-        text,
-        offset,
-        settings,
-        host,
-        cancel,
-        cache_key=cache_key,
-        on_text=on_text,
-        syntax_doc=syntax_doc,
-        language=language,
-        workspace=workspace,
-        uri=uri,
-    )
+    """``complete``'s suggestion and the generation behind it (the CLI's and the
+    benchmarks' view, which need no reason for an empty answer)."""
+    outcome = await complete(text, offset, settings, host, cancel, **options)
     return outcome.completion, outcome.result
 
 
@@ -191,9 +167,17 @@ async def complete(
     uri: str | None = None,
     warm_up: bool = False,
 ) -> Outcome:
-    """``generate_completion`` with the reason for an empty answer. A ``warm_up`` only
-    prefills the prompt (one token), as background work that gives way to requests the
-    user waits for (``EngineHost.generate``) and is not counted as a generation."""
+    """The cleaned completion at code point ``offset``, the generation behind it, and
+    why there is none when there is none.
+
+    ``cache_key`` lets the engine reuse that key's prompt KV cache (when the
+    ``kvReuse`` setting allows); ``on_text`` sees the raw text after every token.
+    ``syntax_doc`` (the document's tree, reused when current) or ``language`` turns on
+    the tree-sitter shape decision and parse check; ``workspace`` and ``uri`` give
+    cross-file context. A ``warm_up`` only prefills the prompt (one token), as
+    background work that gives way to requests the user waits for
+    (``EngineHost.generate``) and is not counted as a generation.
+    """
     engine = host.engine
     if engine is None:
         return Outcome(None, None, "model not ready")
