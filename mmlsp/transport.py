@@ -180,7 +180,10 @@ async def serve(
                 dispatch(protocol, frame.body, reply_error)
             except Exception:  # one bad message must not end the loop
                 log.exception("failed to handle a message")
-        await asyncio.sleep(0)
+            # Let the handler just started take its first step before the next message
+            # (as pygls' own reader does): a request followed at once by its
+            # $/cancelRequest is then cancelled while running, not before it starts.
+            await asyncio.sleep(0)
 
 
 def stream_reader(stream: Any, chunk: int = 1 << 16) -> Callable[[], Awaitable[bytes]]:
