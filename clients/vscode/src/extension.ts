@@ -502,6 +502,22 @@ async function fixHere(): Promise<void> {
   await runServerCommand("fixing", "mmlsp.fix", [here.uri, range, problems.join("\n")]);
 }
 
+// -- KV warm-up ------------------------------------------------------------------------------
+
+// How long the cursor rests before its prompt is warmed (a notification, no answer).
+const WARM_REST_MS = 1500;
+let warmTimer: ReturnType<typeof setTimeout> | undefined;
+
+function warm(editor: vscode.TextEditor | undefined): void {
+  if (!editor || !client || !client.isRunning()) return;
+  const selector = documentSelector(vscode.workspace.getConfiguration(SECTION));
+  if (!vscode.languages.match(selector, editor.document)) return;
+  void client.sendNotification("mmlsp/warm", {
+    textDocument: { uri: editor.document.uri.toString() },
+    position: client.code2ProtocolConverter.asPosition(editor.selection.active),
+  });
+}
+
 // -- activation --------------------------------------------------------------------------------
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
@@ -520,6 +536,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("mmlsp.fixHere", fixHere),
     vscode.commands.registerCommand("mmlsp.restartServer", restartClient),
     vscode.commands.registerCommand("mmlsp.showStatus", showStatus),
+    // The user looks at a document (switched to it, or moved the cursor and rests):
+    // ask the server to prefill its prompt there, so that the first suggestion does
+    // not wait for a cold prefill.
+    vscode.window.onDidChangeActiveTextEditor((editor) => warm(editor)),
+    vscode.window.onDidChangeTextEditorSelection((event) => {
+      if (warmTimer) clearTimeout(warmTimer);
+      warmTimer = setTimeout(() => warm(event.textEditor), WARM_REST_MS);
+    }),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
       if (!event.affectsConfiguration(SECTION)) return;
       if (RESTART_KEYS.some((key) => event.affectsConfiguration(`${SECTION}.${key}`))) {
