@@ -792,10 +792,17 @@ class OpenAIEngine(Engine):
                     self.spec.api_key_env,
                 )  # fmt: skip
             decoder = SSEDecoder()
-            async for piece in response.aiter_text():
-                for event in decoder.feed(piece):
-                    if self._take(event, request, out):
-                        return
+            pieces = response.aiter_text()
+            try:
+                async for piece in pieces:
+                    for event in decoder.feed(piece):
+                        if self._take(event, request, out):
+                            return
+            finally:
+                # Close the byte stream now: left to the garbage collector, an
+                # abandoned iterator kept the connection, and the server streaming
+                # into it, alive after a cancel or a stop.
+                await pieces.aclose()
             for event in decoder.flush():
                 if self._take(event, request, out):
                     return
