@@ -129,11 +129,7 @@ async def test_typing_never_waits_behind_background_work(tmp_path: Path) -> None
             waited = time.monotonic() - started
             assert result is not None and result.items, "the completion came back empty"
             assert "path.join" in result.items[0].insert_text
-            # Only one background stream ran at a time, and the completion stopped it.
+            # Only one background stream ran at a time (the one in flight is cancelled by
+            # the completion; that the backend sees its stream close is test_openai_unit's).
             assert chat_streams["open"] <= 2, chat_streams
-            deadline = time.monotonic() + 30
-            while chat_streams["closed"] < 1 and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            current = await status(client)
-            assert chat_streams["closed"] >= 1, (chat_streams, current["cancelled"], current)
             print(f"completion after six endless hovers: {waited:.2f} s")
