@@ -470,6 +470,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
             if isinstance(line, int) and isinstance(character, int)
             else None
         )
+        ls.completions.counts["warm_requests"] += 1  # the client's hints, taken or not
         ls.schedule_warm(uri, 0.0, position)
 
     @ls.feature(STATUS_REQUEST)
