@@ -182,6 +182,12 @@ def signature(source: bytes, node: tree_sitter.Node) -> str:
     return header
 
 
+def with_decorators(node: tree_sitter.Node) -> tree_sitter.Node:
+    """The definition with its decorators: its ``decorated_definition`` parent, if any."""
+    parent = node.parent
+    return parent if parent is not None and parent.type == "decorated_definition" else node
+
+
 def docstring_node(node: tree_sitter.Node) -> tree_sitter.Node | None:
     """The string node of a definition's docstring, if its body starts with one."""
     body = node.child_by_field_name("body")

@@ -62,6 +62,7 @@ from mmlsp.outline import (
     find_definitions,
     fix_target,
     node_text,
+    with_decorators,
 )
 from mmlsp.positions import LineIndex, encode_utf8
 from mmlsp.syntax import SyntaxDocument, parse, syntax_problems
@@ -225,11 +226,7 @@ def _header_definition(doc: Doc, rng: types.Range) -> Any:
     node = enclosing_definition(doc.syntax.tree, start)
     if node is None:
         return None
-    top = (
-        node.parent
-        if node.parent is not None and node.parent.type == "decorated_definition"
-        else node
-    )
+    top = with_decorators(node)
     body = node.child_by_field_name("body")
     last_header_row = node.start_point.row if body is None else body.start_point.row
     colon = next((c for c in node.children if c.type == ":"), None)
@@ -388,11 +385,7 @@ def _selected_definition_name(doc: Doc, start: int, end: int) -> str | None:
     node = enclosing_definition(doc.syntax.tree, doc.byte(start), doc.byte(end))
     if node is None:
         return None
-    whole = (
-        node.parent
-        if node.parent is not None and node.parent.type == "decorated_definition"
-        else node
-    )
+    whole = with_decorators(node)
     if (doc.from_byte(whole.start_byte), doc.from_byte(whole.end_byte)) != (start, end):
         return None
     name = node.child_by_field_name("name")
@@ -556,7 +549,7 @@ def only_target_definition(reply: str, original: str, language: str | None) -> s
     if len(tree.root_node.named_children) < 2:
         return reply
     for found in find_definitions(tree, code, name):
-        whole = found.parent if found.parent.type == "decorated_definition" else found
+        whole = with_decorators(found)
         if whole.parent == tree.root_node:
             return node_text(code, whole)
     return reply
@@ -583,8 +576,7 @@ def enclosing_definition_target(doc: Doc, target: Target) -> Target | None:
     node = enclosing_definition(doc.syntax.tree, doc.byte(target.start), doc.byte(target.end))
     if node is None:
         return None
-    if node.parent is not None and node.parent.type == "decorated_definition":
-        node = node.parent
+    node = with_decorators(node)
     wider = Target(doc.from_byte(node.start_byte), doc.from_byte(node.end_byte))
     return wider if (wider.start, wider.end) != (target.start, target.end) else None
 
