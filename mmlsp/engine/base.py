@@ -6,12 +6,15 @@ caller builds the prompt and says when to stop, through ``GenerationRequest``.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal, final
+
+from mmlsp.engine.templates import Choice, TemplateEvidence, choose_template
 
 FinishReason = Literal["eos", "length", "stop", "cancelled", "deadline"]
 
@@ -22,6 +25,23 @@ class EngineError(RuntimeError):
 
 class GenerationFailed(EngineError):
     """The model was loaded but raised while generating."""
+
+
+ErrorKind = Literal[
+    "unreachable", "tls", "timeout", "auth", "model", "endpoint", "unsupported",
+    "server", "dropped", "slow", "protocol",
+]  # fmt: skip
+
+
+class BackendError(EngineError):
+    """A remote backend failed a request: an expected event with a fixed, readable
+    message per cause and place, so that showing it "once" works; ``first`` is False
+    while the same failure repeats."""
+
+    def __init__(self, message: str, kind: ErrorKind, first: bool = True) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.first = first
 
 
 @dataclass
@@ -84,6 +104,14 @@ class ChatPrompt(str):
 
 
 @dataclass(frozen=True)
+class CacheUsage:
+    """Prompt KV caches an engine keeps between requests: entries and their bytes."""
+
+    entries: int = 0
+    nbytes: int = 0
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     model: str
     device: str
@@ -94,9 +122,25 @@ class EngineInfo:
 
 
 class Engine(ABC):
-    """One loaded model. ``generate`` blocks and is called from a worker thread."""
+    """One loaded model: everything the host and the features may ask of a backend.
+
+    Three methods are required; every other has a default that suits an in-process
+    model without extras. The host never probes for optional methods.
+    """
 
     info: EngineInfo
+    # How the host runs requests. False: ``generate`` on the host's one worker thread,
+    # one at a time. True: ``agenerate`` awaited on the event loop, up to
+    # ``max_concurrency`` at once (a remote server batches them).
+    asynchronous: ClassVar[bool] = False
+    max_concurrency: int = 1
+    # Problems found while loading that do not stop the engine (a remote server that
+    # is down right now, a model it does not list); the host shows them once.
+    warnings: Sequence[str] = ()
+    # First-time work (page the weights in, compile the decode step) done once after
+    # loading, before any user request, on the thread that will run ``generate``;
+    # None: nothing to do. Engines that need it define a ``warm_up(self)`` method.
+    warm_up: Callable[[], None] | None = None
 
     @abstractmethod
     def vocabulary(self) -> Collection[str]:
@@ -108,7 +152,33 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(self, request: GenerationRequest) -> GenerationResult:
-        """Generate greedily until EOS, ``max_new_tokens``, a stop, cancel or deadline."""
+        """Generate greedily until EOS, ``max_new_tokens``, a stop, cancel or deadline.
+
+        Blocks; the host calls it from its worker thread (``asynchronous`` False).
+        """
+
+    async def agenerate(self, request: GenerationRequest) -> GenerationResult:
+        """``generate`` on the caller's event loop; cancelling the task stops it.
+
+        The host calls it for ``asynchronous`` engines, which override it; this
+        default runs ``generate`` on a thread of its own.
+        """
+        return await asyncio.to_thread(self.generate, request)
+
+    # -- prompts ------------------------------------------------------------------------
+    def template_evidence(self) -> TemplateEvidence:
+        """What the FIM template is chosen from: by default the tokenizer's vocabulary."""
+        return TemplateEvidence(self.vocabulary())
+
+    @final
+    def choose_template(self, setting: str) -> Choice:
+        """The FIM template for the ``fimTemplate`` setting, and where the choice came
+        from (``templates.choose_template``, over ``template_evidence``)."""
+        return choose_template(setting, self.template_evidence())
+
+    def set_stop_tokens(self, tokens: Collection[str]) -> None:  # noqa: B027 - optional hook
+        """End every generation at these special tokens (the FIM template's and the
+        chat turn's end tokens); engines that cannot ignore them."""
 
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The prompt for a chat (``role``/``content`` messages), primed for the answer.
@@ -119,6 +189,24 @@ class Engine(ABC):
         next turn itself.
         """
         return render_plain_chat(messages)
+
+    def chat_stop_tokens(self) -> tuple[str, ...]:
+        """The special tokens that end an assistant turn in the chat template, if any."""
+        return ()
+
+    # -- prompt caches (``GenerationRequest.cache_key``) --------------------------------
+    @property
+    def keeps_prompt_caches(self) -> bool:
+        """Whether requests under a ``cache_key`` reuse the KV of the key's last prompt
+        (what makes warming a document's prompt worth doing)."""
+        return False
+
+    def forget(self, cache_key: str) -> None:  # noqa: B027 - optional hook
+        """Drop what is kept under ``cache_key`` (its document was closed)."""
+
+    def cache_usage(self) -> CacheUsage:
+        """What the kept prompt caches hold, for the status."""
+        return CacheUsage()
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release memory held by the model."""

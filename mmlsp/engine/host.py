@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mmlsp.engine.base import (
+    BackendError,
+    CacheUsage,
     ChatPrompt,
     Engine,
     EngineError,
@@ -35,9 +37,10 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
+from mmlsp.engine.templates import check_setting
 from mmlsp.memory import IdleTrim, release_free_memory
 from mmlsp.positions import scrub_surrogates
-from mmlsp.prompts import FimTemplate, detect_template, restrict_to_vocab, template_by_name
+from mmlsp.prompts import FimTemplate
 
 if TYPE_CHECKING:
     from mmlsp.config import Settings
@@ -274,8 +277,8 @@ class EngineHost:
         engine: Engine | None = None
         try:
             engine = self._make(spec, progress)
-            if stops := _chat_stops(engine):
-                engine.set_stop_tokens(stops)  # type: ignore[attr-defined]
+            if stops := engine.chat_stop_tokens():
+                engine.set_stop_tokens(stops)
             status = _ready_status(spec, engine, start)
         except Exception as exc:  # a chat model that fails must leave completion working
             if not isinstance(exc, EngineError):
@@ -315,25 +318,13 @@ class EngineHost:
         start = time.monotonic()
         engine: Engine | None = None
         try:
-            template_override = spec.fim_template
-            if template_override not in ("auto", "none"):
-                template_by_name(template_override)  # validate before the slow part
+            check_setting(spec.fim_template)  # before the slow part
             engine = self._make(spec, progress)
-            chooser = getattr(engine, "choose_template", None)
-            if callable(chooser):  # a remote engine asks its server (see openai.py)
-                template, source = chooser(template_override)
-            elif template_override == "auto":
-                template = detect_template(engine.vocabulary())
-                source = "detected from the tokenizer" if template else "no FIM tokens"
-            else:
-                template = template_by_name(template_override)
-                source = "fimTemplate setting"
-                if template is not None:
-                    template = restrict_to_vocab(template, engine.vocabulary())
+            template, source = engine.choose_template(spec.fim_template)
             # The chat turn's end token too: this engine also serves chat requests
             # unless chatModel names another model.
-            stops = (*(template.stop if template else ()), *_chat_stops(engine))
-            if stops and hasattr(engine, "set_stop_tokens"):
+            stops = (*(template.stop if template else ()), *engine.chat_stop_tokens())
+            if stops:
                 engine.set_stop_tokens(stops)
             status = _ready_status(
                 spec,
@@ -370,13 +361,23 @@ class EngineHost:
             if spec.dtype != "auto":
                 extra["dtype"] = spec.dtype
             engine = self._factory(spec.model, spec.device, Path(spec.cache_dir), progress, **extra)
-            if callable(warm_up := getattr(engine, "warm_up", None)):
+            if engine.warm_up is not None:
                 # On the generation thread: compiled CUDA graphs are recorded per thread.
-                self._worker.submit(warm_up).result()
+                self._worker.submit(engine.warm_up).result()
             return engine
         if spec.backend == "openai":
             return self._remote_factory(spec, progress)
         raise EngineError(f"unknown backend {spec.backend!r}")
+
+    def forget(self, cache_key: str) -> None:
+        """Drop the main engine's prompt cache kept under ``cache_key`` (a closed document)."""
+        if (engine := self._engine) is not None:
+            engine.forget(cache_key)
+
+    def cache_usage(self) -> CacheUsage:
+        """What the main engine's kept prompt caches hold."""
+        engine = self._engine
+        return engine.cache_usage() if engine is not None else CacheUsage()
 
     def wait_ready(self, timeout: float | None = None) -> Status:
         self._ready.wait(timeout)
@@ -433,22 +434,17 @@ class EngineHost:
         self._inflight[id(request)] = request
         status.in_flight += 1
         try:
-            agenerate = getattr(engine, "agenerate", None)
-            if callable(agenerate):
-                result = await self._remote(engine, agenerate, request)
+            if engine.asynchronous:
+                result = await self._remote(engine, request)
             else:
                 result = await self._threaded(engine, request)
         except asyncio.CancelledError:
             request.cancel.set()
             raise
-        except EngineError as exc:
-            first = getattr(exc, "first", None)
-            if first is None:  # not a remote backend's failure: as any other error
-                log.exception("generation failed")
-                raise GenerationFailed(f"generation failed: {exc}") from exc
+        except BackendError as exc:
             # A remote backend's failures are expected events with their own message:
             # report the first of a streak, keep the repeats out of the user's way.
-            if first and not background:  # background work fails quietly
+            if exc.first and not background:  # background work fails quietly
                 self.on_backend_error(str(exc))
             else:
                 log.debug("%s", exc)
@@ -479,16 +475,12 @@ class EngineHost:
             with contextlib.suppress(RuntimeError):  # the worker was shut down
                 self._worker.submit(release_free_memory)
 
-    async def _remote(
-        self, engine: Engine, agenerate: Callable[..., Any], request: GenerationRequest
-    ) -> GenerationResult:
+    async def _remote(self, engine: Engine, request: GenerationRequest) -> GenerationResult:
         limit = self._limits.get(engine)
         if limit is None:
-            limit = self._limits[engine] = asyncio.Semaphore(
-                max(1, int(getattr(engine, "max_concurrency", 1)))
-            )
+            limit = self._limits[engine] = asyncio.Semaphore(max(1, engine.max_concurrency))
         async with limit:
-            return await agenerate(request)
+            return await engine.agenerate(request)
 
     def _record(self, status: Status, result: GenerationResult, chat: bool) -> None:
         status.generations += 1
@@ -556,11 +548,4 @@ def _ready_status(spec: LoadSpec, engine: Engine, start: float, **fields: Any) -
 
 def _warning(engine: Engine) -> str | None:
     """Load-time problems a remote engine found (server down, model not listed)."""
-    warnings = getattr(engine, "warnings", None)
-    return "; ".join(warnings) if warnings else None
-
-
-def _chat_stops(engine: Engine) -> tuple[str, ...]:
-    """The end-of-turn tokens of the engine's chat template, if it reports them."""
-    stops = getattr(engine, "chat_stop_tokens", None)
-    return tuple(stops()) if callable(stops) else ()
+    return "; ".join(engine.warnings) if engine.warnings else None

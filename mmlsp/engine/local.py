@@ -30,6 +30,7 @@ from typing import Any
 
 from mmlsp.config import DECODE_MODES, DTYPES
 from mmlsp.engine.base import (
+    CacheUsage,
     Engine,
     EngineError,
     EngineInfo,
@@ -525,6 +526,16 @@ class LocalEngine(Engine):
         finally:
             self.prefix_cache.clear()
         log.info("decode step ready (%s) in %.1f s", self.info.decode, time.monotonic() - started)
+
+    @property
+    def keeps_prompt_caches(self) -> bool:
+        return True
+
+    def forget(self, cache_key: str) -> None:
+        self.prefix_cache.drop(cache_key)
+
+    def cache_usage(self) -> CacheUsage:
+        return CacheUsage(len(self.prefix_cache), self.prefix_cache.nbytes)
 
     def close(self) -> None:
         self.model = None

@@ -27,7 +27,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from mmlsp.engine.base import (
+    BackendError,
     ChatPrompt,
     Engine,
     EngineError,
@@ -44,14 +45,9 @@ from mmlsp.engine.base import (
     GenerationResult,
     render_plain_chat,
 )
-from mmlsp.prompts import (
-    TEMPLATE_NAMES,
-    FimPrompt,
-    FimTemplate,
-    detect_template,
-    restrict_to_vocab,
-    template_by_name,
-)
+from mmlsp.engine.templates import TemplateEvidence, candidate_tokens
+from mmlsp.engine.templates import template_from_name as template_from_name  # re-exported
+from mmlsp.prompts import FimPrompt, FimTemplate
 
 log = logging.getLogger(__name__)
 
@@ -88,21 +84,6 @@ _CALIBRATION = (
 
 
 # -- errors -----------------------------------------------------------------------------
-
-ErrorKind = Literal[
-    "unreachable", "tls", "timeout", "auth", "model", "endpoint", "unsupported",
-    "server", "dropped", "slow", "protocol",
-]  # fmt: skip
-
-
-class BackendError(EngineError):
-    """The inference server failed a request. The message is fixed per cause and place,
-    so that showing it "once" works; ``first`` is False while the same failure repeats."""
-
-    def __init__(self, message: str, kind: ErrorKind, first: bool = True) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.first = first
 
 
 def redact_url(url: str) -> str:
@@ -358,47 +339,6 @@ def parse_event(data: str) -> Chunk:
     return chunk
 
 
-# -- template choice ---------------------------------------------------------------------
-
-_NAME_HINTS: tuple[tuple[str, str], ...] = (
-    (r"deepseek.*coder", "deepseek"),
-    (r"qwen.*coder|codeqwen", "qwen"),
-    (r"codegemma", "codegemma"),
-    (r"starcoder|smollm|refact", "starcoder"),
-    (r"santacoder", "santacoder"),
-    (r"code-?llama", "codellama"),
-)
-
-
-def template_from_name(model: str) -> FimTemplate | None:
-    """A guess from the model's name, used only when the server cannot tell us."""
-    name = model.lower()
-    for pattern, template in _NAME_HINTS:
-        if re.search(pattern, name):
-            return template_by_name(template)
-    return None
-
-
-def candidate_tokens() -> list[str]:
-    """Every marker, stop and separator of the known FIM templates."""
-    seen: dict[str, None] = {}
-    for name in TEMPLATE_NAMES:
-        template = template_by_name(name)
-        if template is None:
-            continue
-        tokens: Iterable[str | None] = (
-            template.prefix_marker,
-            template.suffix_marker,
-            template.middle_marker,
-            template.file_sep,
-            *template.stop,
-        )
-        for token in tokens:
-            if token:
-                seen.setdefault(token, None)
-    return list(seen)
-
-
 # -- the engine --------------------------------------------------------------------------
 
 
@@ -430,6 +370,8 @@ class _Stream:
 
 class OpenAIEngine(Engine):
     """A model served by an OpenAI-compatible server, reached over HTTP(S) with httpx."""
+
+    asynchronous = True  # the server batches: requests are awaited, several at once
 
     def __init__(self, spec: RemoteSpec, progress: Progress = lambda _m, _p: None) -> None:
         self.spec = spec
@@ -570,25 +512,14 @@ class OpenAIEngine(Engine):
         return len(tokens) if isinstance(tokens, list) else None
 
     # -- Engine interface ---------------------------------------------------------------
-    def choose_template(self, setting: str) -> tuple[FimTemplate | None, str]:
-        """The FIM template for ``fimTemplate`` and where the choice came from."""
+    def template_evidence(self) -> TemplateEvidence:
+        """The FIM tokens the server's tokenizer confirmed; without a tokenize endpoint,
+        the model's name. The /infill endpoint applies the model's own template."""
         if self.spec.completion_endpoint == "infill":
-            return INFILL_SPLIT, "server /infill endpoint (the model's own template)"
-        if setting == "none":
-            return None, "fimTemplate setting (prefix only)"
-        if setting != "auto":
-            template = template_by_name(setting)
-            if template is not None and self._vocab:
-                template = restrict_to_vocab(template, self._vocab)
-            return template, "fimTemplate setting"
-        if self._tokenize is not None:
-            found = detect_template(self._vocab)
-            if found is not None:
-                return found, "detected from the server's tokenizer"
-            return None, "server's tokenizer has no FIM tokens (prefix only)"
-        if (guess := template_from_name(self.model)) is not None:
-            return guess, f"guessed from the model name {self.model!r}"
-        return None, "not detectable (prefix only)"
+            fixed = (INFILL_SPLIT, "server /infill endpoint (the model's own template)")
+            return TemplateEvidence(self._vocab, fixed=fixed)
+        tokenizer = "server's tokenizer" if self._tokenize is not None else None
+        return TemplateEvidence(self._vocab, tokenizer, model_name=self.model)
 
     def vocabulary(self) -> Collection[str]:
         return self._vocab

@@ -384,8 +384,7 @@ class Completions:
         for table in (self.paces, self.latest, self.lengths, self.requested_at):
             table.pop(uri, None)
         self.typeahead.forget(uri)
-        if (cache := getattr(self.host.engine, "prefix_cache", None)) is not None:
-            cache.drop(uri)
+        self.host.forget(uri)
 
     # -- warming ---------------------------------------------------------------------
     def warm(
@@ -408,7 +407,7 @@ class Completions:
             return False
         if self.requested_at.get(uri, float("-inf")) >= since:
             return False
-        if getattr(engine, "prefix_cache", None) is None or self.host.status.in_flight:
+        if not engine.keeps_prompt_caches or self.host.status.in_flight:
             return False
         if len(text.encode("utf-8", "surrogatepass")) > settings.max_file_bytes:
             return False
@@ -600,7 +599,7 @@ class Completions:
 
     def stats(self) -> dict[str, Any]:
         """Counters and recent requests, for ``mmlsp/status`` and the benchmark."""
-        cache = getattr(self.host.engine, "prefix_cache", None)
+        cache = self.host.cache_usage()
         return {
             "counts": dict(self.counts),
             "pauses": dict(self.pauses),
@@ -613,8 +612,8 @@ class Completions:
             "activeJobs": len(self.jobs),
             "typeaheadEntries": len(self.typeahead),
             "typeaheadChars": self.typeahead.chars,
-            "kvCacheEntries": len(cache) if cache is not None else 0,
-            "kvCacheBytes": cache.nbytes if cache is not None else 0,
+            "kvCacheEntries": cache.entries,
+            "kvCacheBytes": cache.nbytes,
             "recent": list(self.recent),
         }
 
