@@ -20,6 +20,7 @@ from mmlsp.config import (
     DEVICES,
     DTYPES,
     LOG_LEVELS,
+    SETTINGS,
     Settings,
     from_environment,
     merge,
@@ -28,28 +29,20 @@ from mmlsp.prompts import TEMPLATE_NAMES
 
 log = logging.getLogger("mmlsp")
 
-# Flags that map onto settings keys (flag dest -> settings key).
-_SETTING_FLAGS = {
-    "model": "model",
-    "device": "device",
-    "fim_template": "fimTemplate",
-    "log_level": "logLevel",
-    "time_budget_ms": "timeBudgetMs",
-    "max_new_tokens": "maxNewTokens",
-    "trust_remote_code": "trustRemoteCode",
-    "backend": "backend",
-    "base_url": "baseUrl",
-    "api_key_env": "apiKeyEnv",
-    "decode_mode": "decodeMode",
-    "dtype": "dtype",
-}
+# A flag whose dest is a setting's name sets that setting (--max-new-tokens: maxNewTokens).
+_SETTING_FLAGS = {name: key for key, (name, _) in SETTINGS.items()}
+
+
+def _about(key: str) -> str | None:
+    """A setting's description, as its flag's help."""
+    return SETTINGS[key][1].description
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS so a flag given before or after the subcommand both count.
     s = argparse.SUPPRESS
     parser.add_argument("--model", default=s, help="HF hub id, local model directory or .gguf file")
-    parser.add_argument("--device", choices=DEVICES, default=s)
+    parser.add_argument("--device", choices=DEVICES, default=s, help=_about("device"))
     parser.add_argument(
         "--decode-mode",
         choices=DECODE_MODES,
@@ -70,9 +63,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=s,
         help="FIM template: auto (detect from the tokenizer), " + ", ".join(TEMPLATE_NAMES),
     )
-    parser.add_argument("--time-budget-ms", type=int, default=s)
-    parser.add_argument("--max-new-tokens", type=int, default=s)
-    parser.add_argument("--log-level", choices=LOG_LEVELS, default=s)
+    parser.add_argument("--time-budget-ms", type=int, default=s, help=_about("timeBudgetMs"))
+    parser.add_argument("--max-new-tokens", type=int, default=s, help=_about("maxNewTokens"))
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default=s, help=_about("logLevel"))
     parser.add_argument("--log-file", default=s, help="also write logs to this file")
     parser.add_argument(
         "--backend",
