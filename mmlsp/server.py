@@ -26,13 +26,7 @@ from pygls.protocol.json_rpc import MsgId
 
 from mmlsp import __version__, transport
 from mmlsp.config import Settings, merge
-from mmlsp.documents import (
-    SyntaxStore,
-    apply_changes,
-    document_summary,
-    edit_end,
-    open_document,
-)
+from mmlsp.documents import apply_changes, document_summary, edit_end, open_document
 from mmlsp.engine import EngineError, EngineHost, GenerationFailed, LoadSpec, Status
 from mmlsp.features.actions import COMMANDS, KINDS, ActionService
 from mmlsp.features.completion import (
@@ -46,6 +40,7 @@ from mmlsp.features.hover import HoverService
 from mmlsp.features.progress import ProgressService
 from mmlsp.features.review import ReviewService
 from mmlsp.positions import offset_at
+from mmlsp.syntax_store import INLINE_MAX_CHARS, SyntaxStore
 from mmlsp.workspace import WorkspaceIndex, workspace_roots
 
 log = logging.getLogger(__name__)
@@ -58,6 +53,9 @@ WARM_NOTIFICATION = "mmlsp/warm"
 # before warming its prompt in the background.
 WARM_AFTER_OPEN_S = 0.3
 WARM_AFTER_EDIT_S = 2.0
+# How long a completion waits for a large file's tree still parsing on the worker
+# (without it, the context parses the file again itself).
+SYNTAX_WAIT_S = 1.0
 DOCUMENT_STATE_REQUEST = "mmlsp/documentState"
 _LOG_TYPES = {
     logging.ERROR: types.MessageType.Error,
@@ -283,10 +281,28 @@ class MmlspServer(LanguageServer):
     # -- diagnostics --------------------------------------------------------------
     def publish_syntax(self, uri: str) -> None:
         self.pending_diagnostics.pop(uri, None)
-        if open_document(self.workspace, uri) is None:
+        if (document := open_document(self.workspace, uri)) is None:
             return
+        text = document.source
+        if self.syntax.busy(uri) or len(text) > INLINE_MAX_CHARS:
+            # A large file's problems are gathered on the syntax worker, after its parse.
+            job = self.syntax.submit(uri, syntax_diagnostics)
+            job.add_done_callback(lambda done: self._publish_found(uri, text, done))
+            return
+        self._publish(uri, syntax_diagnostics(self.syntax.fresh(uri, text)))
+
+    def _publish_found(self, uri: str, text: str, job: asyncio.Future[Any]) -> None:
+        document = open_document(self.workspace, uri)
+        if document is None or document.source is not text or job.cancelled():
+            return  # closed, or changed since: that change publishes its own
+        if (error := job.exception()) is not None:
+            log.error("syntax check of %s failed: %s", uri, error)
+            return
+        self._publish(uri, job.result())
+
+    def _publish(self, uri: str, syntax: list[types.Diagnostic]) -> None:
         # One publish carries both kinds: the AI review's findings still valid for this text.
-        diagnostics = syntax_diagnostics(self.syntax.get(uri)) + self.review.diagnostics(uri)
+        diagnostics = syntax + self.review.diagnostics(uri)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics)
         )
@@ -324,6 +340,8 @@ class MmlspServer(LanguageServer):
     # -- completion ---------------------------------------------------------------
     async def suggestion_at(self, uri: str, position: types.Position):
         """The newest request for a document supersedes the one before it."""
+        # A large file's tree may still be parsing on the worker; the context wants it.
+        await self.syntax.settled(uri, SYNTAX_WAIT_S)
         document = open_document(self.workspace, uri)
         if document is None or not valid_position(document.source, position):
             log.debug("no completion: unknown document or stale position %s", position)
@@ -486,11 +504,12 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         }
 
     @ls.feature(DOCUMENT_STATE_REQUEST)
-    def document_state(params: Any) -> dict[str, Any]:
+    async def document_state(params: Any) -> dict[str, Any]:
         """What the server holds for a document, so a client can verify it is in sync."""
         uri = getattr(params, "uri", None)
         if not isinstance(uri, str):
             raise JsonRpcInvalidParams('expected {"uri": string}')
+        await ls.syntax.settled(uri)
         return document_summary(open_document(ls.workspace, uri), ls.syntax.get(uri))
 
     @ls.feature(types.SHUTDOWN)

@@ -10,6 +10,7 @@ Features ask this module for trees; they never parse text themselves.
 from __future__ import annotations
 
 import ast
+import copy
 import posixpath
 import re
 import sys
@@ -173,6 +174,14 @@ class SyntaxDocument:
         self._data = encode_utf8(text)
         self.tree = get_parser(self.language).parse(self._data)
         self._index = None
+
+    def edited(self, changes: Sequence[lsp.TextDocumentContentChangeEvent]) -> SyntaxDocument:
+        """A new document with ``changes`` applied; this one (which readers may hold)
+        is left as it is."""
+        new = copy.copy(self)
+        new.tree = self.tree.copy()
+        new.apply_changes(changes)
+        return new
 
     def apply_change(self, change: lsp.TextDocumentContentChangeEvent) -> None:
         """Apply one ``didChange`` content change and reparse incrementally."""

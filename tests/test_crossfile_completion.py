@@ -12,8 +12,8 @@ from pathlib import Path
 from lsprotocol import types
 
 from mmlsp.config import Settings
-from mmlsp.documents import SyntaxStore
 from mmlsp.features.completion import Completions, completion_items, inline_items
+from mmlsp.syntax_store import SyntaxStore
 from mmlsp.workspace import WorkspaceIndex
 from tests.scripted_engine import ScriptedEngine, scripted_host
 

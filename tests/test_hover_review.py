@@ -14,9 +14,9 @@ from types import SimpleNamespace
 from lsprotocol import types
 
 from mmlsp.config import Settings
-from mmlsp.documents import SyntaxStore
 from mmlsp.features.hover import PENDING_NOTE, HoverService
 from mmlsp.features.review import SOURCE, ReviewService
+from mmlsp.syntax_store import SyntaxStore
 from tests.scripted_engine import ScriptedEngine, scripted_host
 
 URI = "file:///t/m.py"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lsprotocol import types
 
 from mmlsp import positions
+from mmlsp.documents import FEW_CHANGES, apply_change, apply_changes
 from mmlsp.positions import (
     LineIndex,
     byte_to_offset,
@@ -345,3 +347,31 @@ def test_byte_properties(text: str, data: st.DataObject) -> None:
 @given(texts, st.integers(-3, 200))
 def test_byte_to_offset_agrees_with_line_index(text: str, byte: int) -> None:
     assert LineIndex(text).byte_to_offset(byte) == byte_to_offset(text, byte)
+
+
+# -- many content changes at once ----------------------------------------------------
+_TEXT = st.lists(st.sampled_from(["a", "b", " ", "\n", "\r", "\r\n", "é", "😀", "\ud800"])).map(
+    "".join
+)
+
+
+@st.composite
+def _partial_change(draw: st.DrawFn) -> types.TextDocumentContentChangePartial:
+    def position() -> types.Position:
+        return types.Position(line=draw(st.integers(0, 6)), character=draw(st.integers(0, 8)))
+
+    return types.TextDocumentContentChangePartial(
+        range=types.Range(start=position(), end=position()), text=draw(_TEXT)
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=_TEXT, changes=st.lists(_partial_change(), min_size=5, max_size=12))
+def test_many_changes_on_lines_match_one_at_a_time(text, changes):
+    """The line-list path for big didChanges builds exactly the text that applying each
+    change to the whole string builds (CRLF joins, clamping, reversed ranges)."""
+    expected = text
+    for change in changes:
+        expected = apply_change(expected, change)
+    assert len(changes) > FEW_CHANGES
+    assert apply_changes(text, changes) == expected

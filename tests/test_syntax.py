@@ -341,7 +341,8 @@ def test_many_changes_in_one_notification_parse_once(monkeypatch) -> None:
     from lsprotocol import types as lsp
 
     import mmlsp.syntax as syntax
-    from mmlsp.documents import MANY_CHANGES, SyntaxStore, apply_changes
+    from mmlsp.documents import apply_changes
+    from mmlsp.syntax_store import MANY_CHANGES, SyntaxStore
 
     text = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(300))
     rng = random.Random(7)
@@ -381,5 +382,6 @@ def test_many_changes_in_one_notification_parse_once(monkeypatch) -> None:
     store = SyntaxStore(10 << 20)
     store.open("file:///t.py", "python", text)
     parses.clear()
-    mirrored = store.change("file:///t.py", changes, current)
+    store.change("file:///t.py", changes, current)
+    mirrored = store.get("file:///t.py")
     assert len(parses) == 1 and mirrored is not None and mirrored.text == current

@@ -164,8 +164,8 @@ def test_workspace_roots_from_initialize() -> None:
 def test_hover_finds_a_definition_in_a_workspace_file(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from mmlsp.documents import SyntaxStore
     from mmlsp.features.hover import HoverService
+    from mmlsp.syntax_store import SyntaxStore
 
     (tmp_path / "lib.py").write_text('def helper(n: int) -> int:\n    """Double n."""\n')
     index = WorkspaceIndex()
@@ -173,9 +173,10 @@ def test_hover_finds_a_definition_in_a_workspace_file(tmp_path: Path) -> None:
     index.scan()
     uri = (tmp_path / "main.py").as_uri()
     store = SyntaxStore(1_000_000)
-    store.open(uri, "python", "x = helper(2)\n")
+    text = "x = helper(2)\n"
+    store.open(uri, "python", text)
     server = SimpleNamespace(
-        workspace=SimpleNamespace(text_documents={uri: SimpleNamespace(uri=uri)}),
+        workspace=SimpleNamespace(text_documents={uri: SimpleNamespace(uri=uri, source=text)}),
         syntax=store,
         workspace_index=index,
     )

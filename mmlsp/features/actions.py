@@ -766,7 +766,7 @@ class ActionService:
         document = open_document(self.server.workspace, uri)
         if document is None:
             raise ActionError(f"unknown document {uri} (it is not open)")
-        syntax = self.server.syntax.get(uri)
+        syntax = self.server.syntax.fresh(uri, document.source)
         language = syntax.language if syntax is not None else (document.language_id or "text")
         return Doc(uri, document.version, document.source, language, syntax)
 

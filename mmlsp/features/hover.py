@@ -21,6 +21,7 @@ import tree_sitter
 from lsprotocol import types
 
 from mmlsp import chat
+from mmlsp.documents import open_document
 from mmlsp.engine import EngineError
 from mmlsp.outline import (
     called_name_at,
@@ -109,7 +110,8 @@ class HoverService:
         self, uri: str, position: types.Position
     ) -> tuple[str, SyntaxDocument, tree_sitter.Node, types.Range] | None:
         """``(uri, document, definition, hovered range)`` at ``position``, or None."""
-        doc = self.server.syntax.get(uri)
+        document = open_document(self.server.workspace, uri)
+        doc = None if document is None else self.server.syntax.fresh(uri, document.source)
         if doc is None or not 0 <= position.line < doc.line_index.line_count:
             return None
         offset = doc.line_index.offset_at(position.line, position.character)

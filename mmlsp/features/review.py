@@ -22,6 +22,7 @@ from typing import Any
 from lsprotocol import types
 
 from mmlsp import chat
+from mmlsp.documents import open_document
 from mmlsp.engine import EngineError
 from mmlsp.outline import line_indent, node_hash, node_text, reviewable_functions
 from mmlsp.positions import utf16_len
@@ -89,8 +90,13 @@ class ReviewService:
         mode = self.server.settings.review_on_save
         return mode == "on" or (mode == "auto" and self.server.host.chat_is_fast())
 
+    def _syntax(self, uri: str) -> SyntaxDocument | None:
+        """The document's tree, if it is of the document's current text."""
+        document = open_document(self.server.workspace, uri)
+        return None if document is None else self.server.syntax.fresh(uri, document.source)
+
     def diagnostics(self, uri: str) -> list[types.Diagnostic]:
-        doc = self.server.syntax.get(uri)
+        doc = self._syntax(uri)
         if doc is None or not self._findings:
             return []
         out: list[types.Diagnostic] = []
@@ -104,7 +110,7 @@ class ReviewService:
         """Start reviewing the functions of ``uri`` that changed since their last review."""
         if not self.enabled():
             return None
-        doc = self.server.syntax.get(uri)
+        doc = self._syntax(uri)
         if doc is None:
             return None
         todo: list[tuple[str, str]] = []

@@ -1,0 +1,124 @@
+"""The syntax store: small documents parse on the loop, large ones on the worker, and
+readers never get a tree of the wrong text."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from lsprotocol import types
+
+import mmlsp.syntax as syntax
+from mmlsp.documents import apply_changes
+from mmlsp.syntax_store import INLINE_MAX_CHARS, SyntaxStore
+
+URI = "file:///big.py"
+
+
+def _big_text() -> str:
+    unit = "def f{i}(x):\n    return x + {i}\n\n"
+    text, i = [], 0
+    while sum(map(len, text)) <= INLINE_MAX_CHARS:
+        text.append(unit.format(i=i))
+        i += 1
+    return "".join(text)
+
+
+def _insert(line: int, character: int, text: str) -> types.TextDocumentContentChangePartial:
+    at = types.Position(line, character)
+    return types.TextDocumentContentChangePartial(range=types.Range(at, at), text=text)
+
+
+def _parse_threads(monkeypatch) -> list[str]:
+    """Names of the threads that run tree-sitter parses from now on."""
+    threads: list[str] = []
+    real = syntax.get_parser
+
+    class Recording:
+        def __init__(self, parser):
+            self.parser = parser
+
+        def parse(self, *args):
+            threads.append(threading.current_thread().name)
+            return self.parser.parse(*args)
+
+    monkeypatch.setattr(syntax, "get_parser", lambda language: Recording(real(language)))
+    return threads
+
+
+def test_a_small_document_is_parsed_at_once_on_the_calling_thread(monkeypatch) -> None:
+    threads = _parse_threads(monkeypatch)
+    store = SyntaxStore(10 << 20)
+    store.open("file:///s.py", "python", "x = 1\n")
+    store.change("file:///s.py", [_insert(0, 5, "0")], "x = 10\n")
+    doc = store.fresh("file:///s.py", "x = 10\n")
+    assert doc is not None and not store.busy("file:///s.py")
+    assert threads == [threading.current_thread().name] * 2
+
+
+def test_a_large_document_is_parsed_off_the_loop_and_every_change_is_kept(monkeypatch) -> None:
+    threads = _parse_threads(monkeypatch)
+    text = _big_text()
+
+    async def main() -> None:
+        store = SyntaxStore(10 << 20)
+        store.open(URI, "python", text)
+        current = text
+        for i, ch in enumerate("(y = [1, 2"):  # keystrokes while the first parse runs
+            change = _insert(0, i, ch)
+            current = apply_changes(current, [change])
+            store.change(URI, [change], current)
+        # Until the worker is done, readers get no tree of the wrong text.
+        stale = store.get(URI)
+        assert stale is None or stale.text == current or store.fresh(URI, current) is None
+        await store.settled(URI)
+        doc = store.fresh(URI, current)
+        assert doc is not None and not store.busy(URI)
+        parsed_by = list(threads)
+        assert str(doc.tree.root_node) == str(syntax.parse(current, "python").root_node)
+        loop_thread = threading.current_thread().name
+        assert parsed_by and all(name != loop_thread for name in parsed_by)
+        # Keystrokes queued while the worker parsed are parsed together, not one each.
+        assert len(parsed_by) < 11
+
+    asyncio.run(main())
+
+
+def test_work_submitted_after_changes_sees_their_tree() -> None:
+    text = _big_text()
+
+    async def main() -> None:
+        store = SyntaxStore(10 << 20)
+        store.open(URI, "python", text)
+        change = _insert(0, 0, "def (")
+        after = apply_changes(text, [change])
+        store.change(URI, [change], after)
+        seen = await store.submit(URI, lambda doc: (doc.text, doc.tree.root_node.has_error))
+        assert seen == (after, True)
+
+    asyncio.run(main())
+
+
+def test_closing_drops_the_tree_of_a_parse_still_running() -> None:
+    async def main() -> None:
+        store = SyntaxStore(10 << 20)
+        store.open(URI, "python", _big_text())
+        store.close(URI)
+        await store.settled(URI)
+        assert store.get(URI) is None
+
+    asyncio.run(main())
+
+
+def test_a_document_over_the_size_limit_has_no_tree_whichever_thread_parses() -> None:
+    async def main() -> None:
+        store = SyntaxStore(INLINE_MAX_CHARS + 10)
+        text = _big_text() + "x" * 100
+        store.open(URI, "python", text)
+        await store.settled(URI)
+        assert store.get(URI) is None
+        store.change(URI, [types.TextDocumentContentChangeWholeDocument(text="x = 1\n")], "x = 1\n")
+        await store.settled(URI)
+        assert store.fresh(URI, "x = 1\n") is not None
+
+    asyncio.run(main())
