@@ -28,16 +28,16 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from mmlsp.config import DECODE_MODES, DTYPES
+from mmlsp.engine import chat_template
 from mmlsp.engine.base import (
     CacheUsage,
     Engine,
     EngineError,
     EngineInfo,
-    FinishReason,
     GenerationRequest,
     GenerationResult,
 )
+from mmlsp.engine.decode import Run
 from mmlsp.engine.kvcache import PrefixCache, Reuse, crop
 from mmlsp.engine.loading import (
     Progress,
@@ -46,39 +46,19 @@ from mmlsp.engine.loading import (
     out_of_memory_message,
     resolve,
 )
-from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
+from mmlsp.engine.modes import (
+    compiled_on_static_cache,
+    pick_decode_mode,
+    pick_device,
+    pick_dtype,
+    plain_cache_ok,
+    sliding_window,
+    text_config,
+)
 from mmlsp.engine.tokens import PromptEncoder
 from mmlsp.positions import scrub_surrogates
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(requested: str) -> str:
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise EngineError("device 'cuda' was requested but torch sees no CUDA GPU")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
-
-
-def pick_dtype(device: str, requested: str = "auto") -> Any:
-    """The torch dtype for ``requested`` (config.DTYPES) on ``device``."""
-    import torch
-
-    if requested not in DTYPES:
-        raise EngineError(f"unknown dtype {requested!r}; use one of {DTYPES}")
-    if requested == "int8":
-        if device != "cpu":
-            raise EngineError("dtype 'int8' is for the CPU; on a GPU use 'auto' (bfloat16)")
-        return torch.bfloat16  # int8 weights, bfloat16 arithmetic (quantize.py)
-    if requested != "auto":
-        return getattr(torch, requested)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # float32 on the CPU: exact prefix reuse, and no CPU is slow at it.
-    return torch.float32
 
 
 # Positions in the static cache: prompt plus generation, capped by the model's limit.
@@ -90,191 +70,6 @@ STATIC_KEY = "\0static"
 # Token counts remembered, by text: the windows of a few open documents (~1 MB at most;
 # each keystroke adds its cursor line, so more would only hold stale ones).
 COUNT_CACHE_LINES = 4096
-
-# Reuse drafts look for the newest n-gram in the last this many tokens the cache held
-# after the shared prefix (more: the user went elsewhere, and the end holds what the
-# model generated there).
-PREVIOUS_TOKENS = 512
-
-# Prompt tokens per forward pass while prefilling: cancellation and the deadline are
-# checked between chunks, so a superseded request stops within one chunk.
-PREFILL_CHUNK = 256
-
-
-def text_config(config: Any) -> Any:
-    """The decoder's own config (multimodal models nest it)."""
-    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
-
-
-def layer_types(config: Any) -> tuple[str, ...]:
-    """The attention kind of each decoder layer, where the config lists them."""
-    return tuple(getattr(text_config(config), "layer_types", None) or ())
-
-
-def plain_cache_ok(config: Any) -> bool:
-    """Whether a plain ``DynamicCache()`` (full layers, croppable) serves this model.
-
-    True for models whose layers are all full or sliding-window attention: a full
-    layer holds every position, and the sliding layers' mask comes from the config.
-    Recurrent, linear-attention or KV-sharing models keep their own cache classes.
-    """
-    if getattr(text_config(config), "num_kv_shared_layers", 0):
-        return False
-    return all(kind in ("full_attention", "sliding_attention") for kind in layer_types(config))
-
-
-def sliding_window(config: Any) -> int:
-    """The window of the model's sliding-attention layers; 0 without any."""
-    if "sliding_attention" not in layer_types(config):
-        return 0
-    return int(getattr(text_config(config), "sliding_window", 0) or 0)
-
-
-def static_cache_ok(config: Any) -> bool:
-    """Whether a ``StaticCache`` can be cropped for this model: every layer full attention."""
-    kinds = layer_types(config)
-    return plain_cache_ok(config) and all(kind == "full_attention" for kind in kinds)
-
-
-def compiled_on_static_cache(device: str) -> bool:
-    """Whether "compiled" decodes over the engine's static cache on ``device``.
-
-    On CUDA, yes: graphs replay fixed shapes at fixed addresses. On the CPU the step
-    is compiled with dynamic shapes over each document's ``DynamicCache`` instead: a
-    static cache's attention spans all its positions, and on the tiny model that made
-    a cold call 56 ms against 28.
-    """
-    return device == "cuda"
-
-
-def pick_decode_mode(requested: str, device: str, config: Any) -> str:
-    """The decode mode that runs: ``requested``, or "dynamic" where it cannot."""
-    if requested not in DECODE_MODES:
-        raise EngineError(f"unknown decode mode {requested!r}; use one of {DECODE_MODES}")
-    if requested == "auto":
-        return "compiled" if device == "cuda" and static_cache_ok(config) else "dynamic"
-    if requested == "compiled" and not compiled_on_static_cache(device):
-        if plain_cache_ok(config):
-            return requested
-        log.warning("decode mode 'compiled' needs a plain KV cache; using dynamic")
-        return "dynamic"
-    if requested != "dynamic" and not static_cache_ok(config):
-        log.warning("decode mode %r needs full-attention layers only; using dynamic", requested)
-        return "dynamic"
-    return requested
-
-
-class _Run:
-    """One greedy generation: prefill, then decode token by token (or draft by draft).
-
-    ``fed`` is exactly the tokens the cache holds, position by position, so the cache
-    can be kept for the next request whatever way the run ends.
-    """
-
-    def __init__(
-        self,
-        engine: LocalEngine,
-        request: GenerationRequest,
-        ids: list[int],
-        reuse: Reuse,
-        static: bool = False,
-    ) -> None:
-        self.engine = engine
-        self.request = request
-        self.ids = ids
-        self.cache: Any = (
-            reuse.cache if reuse.cache is not None else engine.fresh_cache(static=static)
-        )
-        self.fed: list[int] = ids[: reuse.reused]
-        # What the cache held after the shared prefix (mostly the last generation here):
-        # the source of reuse drafts, read from ``previous_at`` on: at first its last
-        # PREVIOUS_TOKENS, then from where the last draft began.
-        self.previous = reuse.previous
-        self.previous_at = max(0, len(self.previous) - PREVIOUS_TOKENS)
-        self.generated: list[int] = []
-        self.produced = 0  # generated tokens, the EOS included
-        self.prefilled = 0
-        self.drafted = 0
-        self.accepted = 0
-
-    def _feed(self, tokens: list[int], keep: int) -> Any:
-        # One token after some: a fresh cache's first step would only compile again.
-        one = len(tokens) == 1 and bool(self.fed)
-        logits, self.cache = self.engine.forward(tokens, self.cache, keep, decode=one)
-        self.fed.extend(tokens)
-        return logits
-
-    def _prefill(self) -> Any | None:
-        """Logits after the last prompt token, or None when interrupted first."""
-        rest = self.ids[len(self.fed) :]
-        logits = None
-        for at in range(0, len(rest), PREFILL_CHUNK):
-            if at and self.request.interrupted() is not None:
-                return None
-            chunk = rest[at : at + PREFILL_CHUNK]
-            logits = self._feed(chunk, 1)
-            self.prefilled += len(chunk)
-        return logits[-1]
-
-    def _draft(self, last: int) -> list[int]:
-        """Draft tokens to verify after ``last``.
-
-        The document's last generation first: after a keystroke the model mostly
-        writes much of it again (the rest of a name, the same call's tail), and would
-        otherwise decode it token by token. Prompt lookup when that has nothing.
-        """
-        request = self.request
-        budget = request.max_new_tokens - len(self.generated) - 1
-        if request.reuse_draft and self.previous:
-            draft, self.previous_at = continuation_draft(
-                self.previous,
-                [*self.fed[-2:], last],
-                min(request.reuse_draft, budget),
-                self.previous_at,
-            )
-            if draft:
-                return draft
-        if request.prompt_lookup:
-            return ngram_draft([*self.fed, last], min(request.prompt_lookup, budget))
-        return []
-
-    def _step(self) -> list[int]:
-        """Feed the newest token (plus a draft); the greedy tokens that follow."""
-        last = self.generated[-1]
-        draft = self._draft(last)
-        logits = self._feed([last, *draft], len(draft) + 1)
-        greedy = self.engine._torch.argmax(logits, dim=-1).tolist()
-        if not draft:
-            return greedy
-        ok = accepted(draft, greedy)
-        self.drafted += len(draft)
-        self.accepted += ok
-        if rejected := len(draft) - ok:
-            del self.fed[-rejected:]
-            crop(self.cache, len(self.fed))
-        return greedy[: ok + 1]
-
-    def decode(self) -> tuple[str, FinishReason]:
-        request, engine = self.request, self.engine
-        logits = self._prefill()
-        if logits is None:
-            return "", request.interrupted() or "cancelled"
-        pending = [int(engine._torch.argmax(logits))]
-        text = ""
-        while True:
-            for token in pending:
-                self.produced += 1
-                if token in engine._eos_ids:
-                    return text, "eos"
-                self.generated.append(token)
-                text = engine.tokenizer.decode(self.generated, skip_special_tokens=True)
-                if (cut := request.stop_at(text)) is not None:
-                    return text[:cut], "stop"
-                if len(self.generated) >= request.max_new_tokens:
-                    return text, "length"
-                if (reason := request.interrupted()) is not None:
-                    return text, reason
-            pending = self._step()
 
 
 class LocalEngine(Engine):
@@ -370,6 +165,11 @@ class LocalEngine(Engine):
         ids.update(vocab[token] for token in tokens if token in vocab)
         self._eos_ids = sorted(ids)
 
+    @property
+    def eos_ids(self) -> list[int]:
+        """The token ids that end a generation (EOS and the stop tokens)."""
+        return self._eos_ids
+
     def vocabulary(self) -> Collection[str]:
         return self._vocab
 
@@ -399,7 +199,7 @@ class LocalEngine(Engine):
         if static:
             key = STATIC_KEY if key is not None else None
         reuse = self.prefix_cache.take(key, ids) if key is not None else Reuse(None, 0)
-        run = _Run(self, request, ids, reuse, static=static)
+        run = Run(self, request, ids, reuse, static=static)
         with self._torch.inference_mode():
             try:
                 text, reason = run.decode()
@@ -545,56 +345,7 @@ class LocalEngine(Engine):
     # -- chat (instruction) prompts, for code actions, hover and review ----------------
     def render_chat(self, messages: list[dict[str, str]]) -> str:
         """The tokenizer's chat template when it has one, else the plain-text fallback."""
-        tokenizer = self.tokenizer
-        if not getattr(tokenizer, "chat_template", None):
-            return super().render_chat(messages)
-        try:
-            text = self._apply_template(messages, generation_prompt=True)
-        except Exception as exc:  # some templates reject a system turn; fold it in
-            log.debug("chat template refused the messages (%s); folding the system turn", exc)
-            text = self._apply_template(self._fold_system(messages), generation_prompt=True)
-        # generate() tokenizes with special tokens, so a template that spells BOS itself
-        # would give the model two.
-        bos = tokenizer.bos_token
-        if bos and text.startswith(bos) and self._adds_bos():
-            text = text[len(bos) :]
-        return text
+        return chat_template.render_chat(self.tokenizer, messages)
 
     def chat_stop_tokens(self) -> tuple[str, ...]:
-        """Special tokens that end an assistant turn in the chat template (``<|im_end|>``...).
-
-        Found by rendering a sample exchange and reading which special token follows
-        the assistant's text, so no family is recognised by name.
-        """
-        if not getattr(self.tokenizer, "chat_template", None):
-            return ()
-        sample = [{"role": "user", "content": "PING"}, {"role": "assistant", "content": "PONG"}]
-        try:
-            rendered = self._apply_template(sample, generation_prompt=False)
-        except Exception:  # a template that cannot render a plain exchange has no answer
-            return ()
-        _, found, after = str(rendered).partition("PONG")
-        after = after.lstrip()
-        if not found or not after:
-            return ()
-        special = sorted(self.tokenizer.get_added_vocab(), key=len, reverse=True)
-        return tuple(token for token in special if token and after.startswith(token))[:1]
-
-    def _apply_template(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-        return str(
-            self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=generation_prompt
-            )
-        )
-
-    @staticmethod
-    def _fold_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        system = "\n\n".join(m["content"] for m in messages if m.get("role") == "system")
-        rest = [dict(m) for m in messages if m.get("role") != "system"]
-        if system and rest:
-            rest[0]["content"] = f"{system}\n\n{rest[0]['content']}"
-        return rest
-
-    def _adds_bos(self) -> bool:
-        ids = self.tokenizer("x")["input_ids"]
-        return bool(ids) and ids[0] == self.tokenizer.bos_token_id
+        return chat_template.chat_stop_tokens(self.tokenizer)
