@@ -1,18 +1,24 @@
 """Post-processing: golden cases for every filter (tests/golden/postprocess/*.json),
-the whole pipeline, and the streaming stop ending generation early."""
+one module per filter, and the whole pipeline. The streaming stop is in
+test_postprocess_streaming.py."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import mmlsp.postprocess
 from mmlsp.context import CursorContext, build_context
-from mmlsp.postprocess import FILTERS, PIPELINE, finish, replace_suffix_chars, stop_at
+from mmlsp.postprocess import FILTERS, PIPELINE, STOP_RULES, finish, replace_suffix_chars
 
 GOLDEN = Path(__file__).parent / "golden" / "postprocess"
+PACKAGE = Path(mmlsp.postprocess.__file__).parent
+# Modules of the package that hold no filter: the composition and what filters share.
+SHARED = {"__init__", "pipeline", "base", "lines"}
 # Golden files that are not pipeline filters.
 ENTRY_POINTS: dict[str, Any] = {"finish": finish, "replace_suffix_chars": replace_suffix_chars}
 
@@ -50,6 +56,33 @@ def test_every_filter_has_golden_cases() -> None:
         assert len(json.loads(path.read_text(encoding="utf-8"))) >= 2
 
 
+def test_each_filter_lives_in_its_own_documented_module() -> None:
+    steps = [*PIPELINE, *STOP_RULES, replace_suffix_chars]
+    homes = {step.__module__.rpartition(".")[2] for step in steps}
+    assert not homes & SHARED, "filters live in their own modules, not with the composition"
+    modules = {path.stem for path in PACKAGE.glob("*.py")} - SHARED
+    assert modules == homes, "every module of the package owns a step of the pipeline"
+    for name in sorted(modules | SHARED):
+        module = importlib.import_module(
+            f"mmlsp.postprocess.{name}" if name != "__init__" else "mmlsp.postprocess"
+        )
+        assert module.__doc__ and module.__doc__.strip(), f"{name} says what it owns"
+
+
+def test_public_names_are_reexported() -> None:
+    # The public names of the single module this package replaced, still importable.
+    names = {
+        *("COMPOUND_NODES", "FILTERS", "MAX_BLOCK_LINES", "MAX_PERIOD", "MIN_LENGTH"),
+        *("PIPELINE", "REPEATED_LINE_RUN", "STOP_RULES", "Filter", "StopRule"),
+        *("finish", "finish_why", "stop_at", "replace_suffix_chars"),
+        *FILTERS,
+        *(rule.__name__ for rule in STOP_RULES),
+    }
+    assert names == set(mmlsp.postprocess.__all__)
+    for name in names:
+        assert hasattr(mmlsp.postprocess, name), name
+
+
 def test_pipeline_is_ordered_and_named() -> None:
     names = [f.__name__ for f in PIPELINE]
     assert len(set(names)) == len(names)
@@ -57,74 +90,6 @@ def test_pipeline_is_ordered_and_named() -> None:
     # Cheap cuts first, the parse check (which reparses) last before line endings.
     assert names.index("limit_scope_by_indent") < names.index("check_parse")
     assert names.index("drop_trivial") < names.index("check_parse")
-
-
-def feed(text: str, ctx: CursorContext, token_size: int = 3) -> tuple[int, int | None]:
-    """Stream ``text`` in tokens into stop_at: (characters consumed, cut index)."""
-    check = stop_at(ctx)
-    for end in range(token_size, len(text) + token_size, token_size):
-        so_far = text[:end]
-        cut = check(so_far)
-        if cut is not None:
-            return len(so_far), cut
-    return len(text), None
-
-
-@pytest.mark.parametrize(
-    ("prefix", "suffix", "raw", "kept"),
-    [
-        # Single line: the first line break ends generation.
-        ("import os\nx = os.path.", "", "join(a, b)\nprint(x)\nmore = 1\n", "join(a, b)"),
-        # Balance: the line that closes the bracket ends it.
-        ("foo(", "\n", "a, b)\nbar()\nbaz()\nqux()\n", "a, b)"),
-        # Block: a dedent out of the function body ends it.
-        (
-            "def f(x):\n    ",
-            "\n",
-            "y = x\n    return y\ndef g():\n    return 2\n    # more text here\n",
-            "y = x\n    return y",
-        ),
-        # Block: the line already below the cursor ends it.
-        (
-            "def f():\n    ",
-            "\n    return x\n",
-            "a = 1\n    return x\n    b = 2\n    c = 3\n",
-            "a = 1",
-        ),
-        # Block: a loop of repeated lines ends it.
-        (
-            "def f():\n    ",
-            "\n",
-            "x = 1\n    y()\n    y()\n    y()\n    y()\n    y()\n",
-            "x = 1\n    y()",
-        ),
-    ],
-)
-def test_streaming_stop_ends_generation_early(
-    prefix: str, suffix: str, raw: str, kept: str
-) -> None:
-    ctx = context(prefix, suffix)
-    consumed, cut = feed(raw, ctx)
-    assert cut is not None, "generation was never stopped"
-    assert consumed < len(raw)  # fewer tokens decoded than the model would have produced
-    assert raw[:cut].rstrip() == kept
-    # The final filters agree with the stop taken while streaming.
-    assert finish(raw[:consumed], ctx) == finish(raw, ctx)
-
-
-def test_streaming_waits_for_a_complete_line() -> None:
-    ctx = context("def f(x):\n    ", "\n")
-    check = stop_at(ctx)
-    assert check("y = x\n    return y\nde") is None  # "de" may still become a deeper line
-    assert check("y = x\n    return y\ndef g():\n") == len("y = x\n    return y")
-
-
-def test_streaming_exact_cut_index_single_line() -> None:
-    ctx = context("x = ", "\n")
-    check = stop_at(ctx)
-    assert check("foo") is None
-    assert check("foo(1)") is None
-    assert check("foo(1)\nbar") == len("foo(1)")
 
 
 def test_tiny_model_single_line_output_survives() -> None:
