@@ -34,11 +34,21 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, core_schema
 
-from mmlsp.prompts import TEMPLATE_NAMES
-
 BUILTIN_MODEL = "builtin:gemma-3-270m"
 # A small instruction-tuned model for chat (actions, hover, review), as chatModel.
 BUILTIN_CHAT_MODEL = "builtin:smollm2-135m-instruct"
+# The FIM templates a user may name (fimTemplate, --fim-template). Declared here, the
+# foundation, so that settings need no prompt code; mmlsp.prompts, which defines the
+# templates, re-exports it and checks at import that it names exactly those.
+TEMPLATE_NAMES: tuple[str, ...] = (
+    "qwen",
+    "codegemma",
+    "starcoder",
+    "santacoder",
+    "deepseek",
+    "codellama",
+    "none",
+)
 DEVICES = ("auto", "cuda", "cpu")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 DOCSTRING_STYLES = ("google", "numpy", "rest")

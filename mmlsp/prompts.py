@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
+# Re-exported: the names live in config, which every layer may import.
+from mmlsp.config import TEMPLATE_NAMES as TEMPLATE_NAMES
+
 
 @dataclass(frozen=True)
 class FimTemplate:
@@ -135,7 +138,9 @@ _BY_NAME: dict[str, FimTemplate] = {
 }
 
 NO_TEMPLATE = "none"
-TEMPLATE_NAMES: tuple[str, ...] = (*_BY_NAME, NO_TEMPLATE)
+_NAMES = (*_BY_NAME, NO_TEMPLATE)
+if _NAMES != TEMPLATE_NAMES:  # config declares the names users may set: keep them in step
+    raise ImportError(f"mmlsp.config.TEMPLATE_NAMES must be {_NAMES}")
 
 
 def _has_all(vocab: Collection[str], *tokens: str) -> bool:

@@ -1,10 +1,12 @@
-"""Model backends behind one interface (``Engine``), and the host that runs them.
+"""Model backends behind one contract (``base.Engine``), and the host that runs them.
 
 ``local.LocalEngine`` runs a model in this process; ``openai.OpenAIEngine`` talks to
 an OpenAI-compatible inference server (imported only when that backend is chosen).
 """
 
 from mmlsp.engine.base import (
+    BackendError,
+    CacheUsage,
     ChatPrompt,
     Engine,
     EngineError,
@@ -13,9 +15,13 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
-from mmlsp.engine.host import EngineHost, LoadSpec, Status
+from mmlsp.engine.host import EngineHost
+from mmlsp.engine.slot import Status
+from mmlsp.engine.spec import LoadSpec
 
 __all__ = [
+    "BackendError",
+    "CacheUsage",
     "ChatPrompt",
     "Engine",
     "EngineError",

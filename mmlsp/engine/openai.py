@@ -27,8 +27,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import httpx
 
@@ -51,6 +50,7 @@ from mmlsp.engine.remote_errors import (
     should_retry,
     transport_failure,
 )
+from mmlsp.engine.spec import RemoteSpec
 from mmlsp.engine.sse import SSEDecoder, SSEEvent, parse_event
 from mmlsp.engine.stream import Exchange, Stream, run_stream
 from mmlsp.engine.templates import TemplateEvidence, template_from_name
@@ -75,11 +75,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int | None], None]
-CompletionEndpoint = Literal["completions", "infill"]
-
-# Connection failures: retries per request, and how long later requests fail fast
-# (without a network attempt) after a request found the server unreachable.
-RETRIES = 2
+# After a request found the server unreachable, how long later requests fail fast
+# (without a network attempt); retries per request are RemoteSpec.retries.
 DOWN_COOLDOWN_S = 1.0
 # For the server's /infill endpoint, which applies the model's own FIM template to the
 # parts of a ``FimPrompt``: these markers only spell the prompt's text (logs, counts).
@@ -90,17 +87,6 @@ INFILL_SPLIT = FimTemplate(
     middle_marker="\ue002",
     stop=(),
 )
-
-
-@dataclass(frozen=True)
-class RemoteSpec:
-    base_url: str
-    model: str
-    api_key_env: str = ""
-    completion_endpoint: CompletionEndpoint = "completions"
-    request_timeout_s: float = 30.0
-    max_concurrency: int = 4
-    retries: int = RETRIES
 
 
 class OpenAIEngine(Engine):
