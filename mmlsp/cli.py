@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mmlsp import __version__
 from mmlsp.config import (
@@ -129,8 +129,14 @@ _DEPRECATIONS = (DeprecationWarning, PendingDeprecationWarning, FutureWarning)
 
 
 def _log_warning(
-    message: Any, category: type[Warning], filename: str, lineno: int, *_: Any
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
 ) -> None:
+    """``warnings.showwarning`` into the log (``file`` and ``line`` are not used)."""
     level = logging.DEBUG if issubclass(category, _DEPRECATIONS) else logging.WARNING
     name = Path(filename).stem
     logging.getLogger("mmlsp.warnings").log(

@@ -1,20 +1,15 @@
-"""Open documents: applying LSP content changes, and their syntax trees.
+"""Applying LSP content changes to a document's text.
 
-The text lives in the pygls workspace, but changes are applied here with exact LSP
-semantics (UTF-16 columns, only \\n, \\r\\n and \\r break lines, out-of-range
+Exact LSP semantics (UTF-16 columns, only \\n, \\r\\n and \\r break lines, out-of-range
 positions clamp, reversed ranges are swapped), where pygls would drop or misplace
-text. ``mmlsp.syntax_store`` mirrors each change into the document's syntax tree.
+text. The session (``mmlsp.session``) keeps each open document's text with these.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import unquote
 
 from lsprotocol import types
-from pygls.workspace import TextDocument, Workspace
 
 from mmlsp.positions import (
     BREAK,
@@ -23,7 +18,6 @@ from mmlsp.positions import (
     utf16_len,
     utf16_to_index,
 )
-from mmlsp.syntax import SyntaxDocument
 
 
 def apply_change(text: str, change: types.TextDocumentContentChangeEvent) -> str:
@@ -106,27 +100,3 @@ def edit_end(
     else:
         line, character = start.line + len(inserted) - 1, utf16_len(inserted[-1])
     return types.Position(line=line, character=character)
-
-
-def open_document(workspace: Workspace, uri: str) -> TextDocument | None:
-    """The document if the client opened it; None for unknown or closed URIs.
-
-    (``Workspace.get_text_document`` would instead invent one from disk.)
-    """
-    return workspace.text_documents.get(unquote(uri))
-
-
-def document_summary(
-    document: TextDocument | None, syntax: SyntaxDocument | None
-) -> dict[str, Any]:
-    """A fingerprint of a document's text, and whether its syntax tree matches it."""
-    if document is None:
-        return {"open": False}
-    data = document.source.encode("utf-8", "surrogatepass")
-    return {
-        "open": True,
-        "version": document.version,
-        "length": len(document.source),
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "syntaxInSync": None if syntax is None else syntax.text == document.source,
-    }

@@ -26,7 +26,7 @@ from pygls.protocol.json_rpc import MsgId
 
 from mmlsp import __version__, transport
 from mmlsp.config import Settings, merge
-from mmlsp.documents import apply_changes, document_summary, edit_end, open_document
+from mmlsp.documents import edit_end
 from mmlsp.engine import EngineError, EngineHost, GenerationFailed, LoadSpec, Status
 from mmlsp.features.actions import COMMANDS, KINDS, ActionService
 from mmlsp.features.completion import (
@@ -40,8 +40,9 @@ from mmlsp.features.hover import HoverService
 from mmlsp.features.progress import ProgressService
 from mmlsp.features.review import ReviewService
 from mmlsp.positions import offset_at
-from mmlsp.syntax_store import INLINE_MAX_CHARS, SyntaxStore
-from mmlsp.workspace import WorkspaceIndex, workspace_roots
+from mmlsp.session import Session
+from mmlsp.syntax_store import INLINE_MAX_CHARS
+from mmlsp.workspace import workspace_roots
 
 log = logging.getLogger(__name__)
 
@@ -131,19 +132,22 @@ class MmlspProtocol(LanguageServerProtocol):
         if (inner := self._request_futures.get(inner_id)) is not None:
             result_future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
 
+    # The session (session.py) keeps the open documents' text, applying each change by
+    # exact LSP rules where pygls would drop or misplace text; pygls' own copy is
+    # not kept, so a large file is not held twice.
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_OPEN)) is not None:
+            yield handler, (params,), None
+
     @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
     def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams):
-        document = open_document(self.workspace, params.text_document.uri)
-        if document is not None:
-            self.workspace.put_text_document(
-                types.TextDocumentItem(
-                    uri=document.uri,
-                    language_id=document.language_id or "",
-                    version=params.text_document.version,
-                    text=apply_changes(document.source, params.content_changes),
-                )
-            )
         if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CHANGE)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams):
+        if (handler := self.fm.features.get(types.TEXT_DOCUMENT_DID_CLOSE)) is not None:
             yield handler, (params,), None
 
 
@@ -152,10 +156,11 @@ class MmlspServer(LanguageServer):
         super().__init__("mmlsp", __version__, protocol_cls=MmlspProtocol)
         self.settings = settings
         self.host = host or EngineHost()
-        self.syntax = SyntaxStore(settings.max_file_bytes)
+        # The open documents: text, syntax trees, their part of the workspace index.
+        self.session = Session(settings.max_file_bytes)
+        self.syntax = self.session.syntax
+        self.workspace_index = self.session.index
         # Typed-ahead cache, in-flight generations, typing pace (features/completion.py).
-        # Definitions across the workspace, for cross-file context and hover.
-        self.workspace_index = WorkspaceIndex()
         self.completions = Completions(self.host, self.syntax.get, self.workspace_index)
         self.pending_diagnostics: dict[str, asyncio.TimerHandle] = {}
         self.pending_warm: dict[str, asyncio.TimerHandle] = {}
@@ -163,21 +168,30 @@ class MmlspServer(LanguageServer):
         self.init_errors: list[str] = []
         self.shown_messages: set[str] = set()
         # Code actions, hover and review (features/actions.py, hover.py, review.py).
-        self.progress = ProgressService(self)
+        # Not ``progress``: that is pygls' method for sending $/progress.
+        self.work_progress = ProgressService(self)
         self.actions = ActionService(self)
         self.hover = HoverService(self)
         self.review = ReviewService(self)
+        self.session.on_close(self.completions.closed)
+        self.session.on_close(self.review.stop)
+        self.session.on_close(self._forget_timers)
+
+    def _forget_timers(self, uri: str) -> None:
+        for pending in (self.pending_diagnostics, self.pending_warm):
+            if (handle := pending.pop(uri, None)) is not None:
+                handle.cancel()
 
     def start_io(self, stdin: Any = None, stdout: Any = None) -> None:
         """pygls' stdio server, reading through ``transport``'s tolerant framing: a
         malformed header or a wrong length is skipped over instead of leaving the
         server deaf, and a request whose params do not fit gets -32602."""
-        self._stop_event = threading.Event()
+        stop = self._stop_event = threading.Event()
         self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
 
         async def main() -> None:
             reader = transport.stream_reader(stdin or sys.stdin.buffer)
-            await transport.serve(reader, self.protocol, self._stop_event)
+            await transport.serve(reader, self.protocol, stop)
 
         try:
             asyncio.run(main())
@@ -281,9 +295,8 @@ class MmlspServer(LanguageServer):
     # -- diagnostics --------------------------------------------------------------
     def publish_syntax(self, uri: str) -> None:
         self.pending_diagnostics.pop(uri, None)
-        if (document := open_document(self.workspace, uri)) is None:
+        if (text := self.session.text(uri)) is None:
             return
-        text = document.source
         if self.syntax.busy(uri) or len(text) > INLINE_MAX_CHARS:
             # A large file's problems are gathered on the syntax worker, after its parse.
             job = self.syntax.submit(uri, syntax_diagnostics)
@@ -292,8 +305,7 @@ class MmlspServer(LanguageServer):
         self._publish(uri, syntax_diagnostics(self.syntax.fresh(uri, text)))
 
     def _publish_found(self, uri: str, text: str, job: asyncio.Future[Any]) -> None:
-        document = open_document(self.workspace, uri)
-        if document is None or document.source is not text or job.cancelled():
+        if self.session.text(uri) is not text or job.cancelled():
             return  # closed, or changed since: that change publishes its own
         if (error := job.exception()) is not None:
             log.error("syntax check of %s failed: %s", uri, error)
@@ -321,13 +333,12 @@ class MmlspServer(LanguageServer):
         """Warm the document's prompt at ``position`` (None: its first window), unless
         a completion request came after ``since``."""
         self.pending_warm.pop(uri, None)
-        document = open_document(self.workspace, uri)
-        if document is None:
+        if (text := self.session.text(uri)) is None:
             return
         offset = None
-        if position is not None and valid_position(document.source, position):
-            offset = offset_at(document.source, position.line, position.character)
-        if self.completions.warm(uri, document.source, offset, self.settings, since):
+        if position is not None and valid_position(text, position):
+            offset = offset_at(text, position.line, position.character)
+        if self.completions.warm(uri, text, offset, self.settings, since):
             log.debug("warming %s at %s", uri, position or "its first window")
 
     def schedule_warm(self, uri: str, delay: float, position: types.Position | None) -> None:
@@ -342,14 +353,12 @@ class MmlspServer(LanguageServer):
         """The newest request for a document supersedes the one before it."""
         # A large file's tree may still be parsing on the worker; the context wants it.
         await self.syntax.settled(uri, SYNTAX_WAIT_S)
-        document = open_document(self.workspace, uri)
-        if document is None or not valid_position(document.source, position):
+        text = self.session.text(uri)
+        if text is None or not valid_position(text, position):
             log.debug("no completion: unknown document or stale position %s", position)
             return None
         try:
-            return await self.completions.suggestion_at(
-                uri, document.source, position, self.settings
-            )
+            return await self.completions.suggestion_at(uri, text, position, self.settings)
         except GenerationFailed as exc:
             self.notify_user_once(str(exc))
             return None
@@ -395,9 +404,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
-        doc = params.text_document
-        ls.syntax.open(doc.uri, doc.language_id, doc.text)
-        ls.workspace_index.opened(doc.uri, doc.text)
+        doc = ls.session.open(params.text_document)
         if len(doc.text) > ls.settings.max_file_bytes:
             ls.notify_user_once(
                 f"{doc.uri.rsplit('/', 1)[-1]} is larger than maxFileBytes "
@@ -409,28 +416,19 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
-        uri = params.text_document.uri
-        if (document := open_document(ls.workspace, uri)) is None:
+        if (doc := ls.session.change(params)) is None:
             return
         # Stops the generation in flight unless the edit typed what it produced.
-        ls.completions.changed(uri, document.source, ls.settings)
-        ls.syntax.change(uri, params.content_changes, document.source)
-        ls.workspace_index.changed(uri, document.source, params.content_changes)
-        ls.schedule_syntax(uri)
+        ls.completions.changed(doc.uri, doc.text, ls.settings)
+        ls.schedule_syntax(doc.uri)
         # When the user stops editing without asking for a suggestion (a paste, an
         # undo, a formatter), warm the prompt where the last edit ended.
-        ls.schedule_warm(uri, WARM_AFTER_EDIT_S, edit_end(document.source, params.content_changes))
+        ls.schedule_warm(doc.uri, WARM_AFTER_EDIT_S, edit_end(doc.text, params.content_changes))
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
-        ls.syntax.close(uri)
-        ls.workspace_index.closed(uri)
-        ls.review.stop(uri)
-        ls.completions.closed(uri)
-        for pending in (ls.pending_diagnostics, ls.pending_warm):
-            if (handle := pending.pop(uri, None)) is not None:
-                handle.cancel()
+        ls.session.close(uri)
         ls.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, diagnostics=[])
         )
@@ -448,8 +446,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
     def did_save(params: types.DidSaveTextDocumentParams) -> None:
         ls.review.on_save(params.text_document.uri)
-        if (saved := open_document(ls.workspace, params.text_document.uri)) is not None:
-            ls.workspace_index.saved(saved.uri, saved.source)
+        ls.session.saved(params.text_document.uri)
 
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
@@ -510,7 +507,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         if not isinstance(uri, str):
             raise JsonRpcInvalidParams('expected {"uri": string}')
         await ls.syntax.settled(uri)
-        return document_summary(open_document(ls.workspace, uri), ls.syntax.get(uri))
+        return ls.session.summary(uri)
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(_params: Any = None) -> None:

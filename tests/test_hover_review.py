@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
-from types import SimpleNamespace
 
 from lsprotocol import types
 
 from mmlsp.config import Settings
 from mmlsp.features.hover import PENDING_NOTE, HoverService
 from mmlsp.features.review import SOURCE, ReviewService
-from mmlsp.syntax_store import SyntaxStore
+from mmlsp.session import Session
 from tests.scripted_engine import ScriptedEngine, scripted_host
 
 URI = "file:///t/m.py"
@@ -39,13 +38,12 @@ class FakeServer:
     def __init__(self, engine: ScriptedEngine, tmp_path: Path, **settings: str) -> None:
         self.host = scripted_host(engine, tmp_path)
         self.settings = dataclasses.replace(Settings(), **settings)
-        self.syntax = SyntaxStore(10_000_000)
-        self.workspace = SimpleNamespace(text_documents={})
+        self.session = Session(10_000_000)
+        self.syntax = self.session.syntax
         self.published: list[str] = []
 
     def open(self, uri: str, text: str) -> None:
-        self.syntax.open(uri, "python", text)
-        self.workspace.text_documents[uri] = SimpleNamespace(uri=uri, source=text, version=1)
+        self.session.open(types.TextDocumentItem(uri, "python", 1, text))
 
     def publish_syntax(self, uri: str) -> None:
         self.published.append(uri)

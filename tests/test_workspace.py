@@ -165,21 +165,16 @@ def test_hover_finds_a_definition_in_a_workspace_file(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
     from mmlsp.features.hover import HoverService
-    from mmlsp.syntax_store import SyntaxStore
+    from mmlsp.session import Session
 
     (tmp_path / "lib.py").write_text('def helper(n: int) -> int:\n    """Double n."""\n')
     index = WorkspaceIndex()
     index.add_roots([tmp_path])
     index.scan()
     uri = (tmp_path / "main.py").as_uri()
-    store = SyntaxStore(1_000_000)
-    text = "x = helper(2)\n"
-    store.open(uri, "python", text)
-    server = SimpleNamespace(
-        workspace=SimpleNamespace(text_documents={uri: SimpleNamespace(uri=uri, source=text)}),
-        syntax=store,
-        workspace_index=index,
-    )
+    session = Session(1_000_000, index)
+    session.open(types.TextDocumentItem(uri, "python", 1, "x = helper(2)\n"))
+    server = SimpleNamespace(session=session, syntax=session.syntax, workspace_index=index)
     found = HoverService(server).target(uri, types.Position(0, 5))
     assert found is not None
     def_uri, doc, node, _ = found

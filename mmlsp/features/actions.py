@@ -46,7 +46,6 @@ from pygls.exceptions import JsonRpcException
 from mmlsp import chat
 from mmlsp.config import Settings
 from mmlsp.docstrings import parse_reply, render_body, render_literal, skeleton
-from mmlsp.documents import open_document
 from mmlsp.engine import EngineError, EngineHost
 from mmlsp.features.progress import Work
 from mmlsp.outline import (
@@ -585,8 +584,11 @@ def _defines(code: str, language: str, name: str) -> bool:
     """Whether ``code``'s top level defines ``name``."""
     source = textwrap.dedent(code).encode()
     tree = parse(source.decode(), language)
-    return any(node.parent == tree.root_node or node.parent.parent == tree.root_node
-               for node in find_definitions(tree, source, name))  # fmt: skip
+    top = tree.root_node
+    return any(
+        (parent := node.parent) is not None and (parent == top or parent.parent == top)
+        for node in find_definitions(tree, source, name)
+    )
 
 
 async def fix_edit(doc: Doc, rng: types.Range, problem: str, ask: Ask) -> types.TextEdit:
@@ -763,12 +765,10 @@ class ActionService:
 
     # documents -----------------------------------------------------------------------
     def doc(self, uri: str) -> Doc:
-        document = open_document(self.server.workspace, uri)
-        if document is None:
+        snapshot = self.server.session.snapshot(uri)
+        if snapshot is None:
             raise ActionError(f"unknown document {uri} (it is not open)")
-        syntax = self.server.syntax.fresh(uri, document.source)
-        language = syntax.language if syntax is not None else (document.language_id or "text")
-        return Doc(uri, document.version, document.source, language, syntax)
+        return Doc(uri, snapshot.version, snapshot.text, snapshot.language, snapshot.syntax)
 
     @property
     def host(self) -> EngineHost:
@@ -800,7 +800,7 @@ class ActionService:
 
     async def _with_progress(self, title: str, run: Callable[[Work], Awaitable[T]]) -> T:
         """Run model-backed work under a cancellable work-done progress titled ``title``."""
-        work = await self.server.progress.start(f"mmlsp: {title}")
+        work = await self.server.work_progress.start(f"mmlsp: {title}")
         outcome = "cancelled"
         try:
             result = await run(work)

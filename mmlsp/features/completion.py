@@ -459,7 +459,8 @@ class Completions:
         offset = offset_at(text, position.line, position.character)
         before, after = text[:offset], text[offset:]
         suggestion: Suggestion | None = None
-        outcome, work, reason = "none", None, "error"
+        outcome, work = "none", None
+        reason: str | None = "error"
         try:
             suggestion, outcome, work, reason = await self._answer(
                 uri, text, offset, settings, number
@@ -512,8 +513,7 @@ class Completions:
                     if (rest := remainder(entry, before, after)) is not None:
                         source: Source = "speculative" if job.speculative else "inflight"
                         replace = replace_chars_at(text, offset, rest, self.syntax(uri))
-                        suggestion = Suggestion(rest, adopted.result, source, replace)
-                        return suggestion, source, None, None
+                        return Suggestion(rest, adopted.result, source, replace), source, None, None
             else:
                 self._stop(job)  # computed for another place: no longer wanted
         pace = self._pace(uri)

@@ -21,7 +21,6 @@ import tree_sitter
 from lsprotocol import types
 
 from mmlsp import chat
-from mmlsp.documents import open_document
 from mmlsp.engine import EngineError
 from mmlsp.outline import (
     called_name_at,
@@ -76,7 +75,7 @@ class HoverService:
 
     def _lookup(self, uri: str, name: str) -> tuple[str, SyntaxDocument, tree_sitter.Node] | None:
         """The definition called ``name``: in this document first, then other open ones."""
-        others = (d.uri for d in self.server.workspace.text_documents.values())
+        others = self.server.session.uris()
         uris = [uri, *(u for u in others if u != uri)]
         for candidate in uris:
             doc = self.server.syntax.get(candidate)
@@ -110,8 +109,8 @@ class HoverService:
         self, uri: str, position: types.Position
     ) -> tuple[str, SyntaxDocument, tree_sitter.Node, types.Range] | None:
         """``(uri, document, definition, hovered range)`` at ``position``, or None."""
-        document = open_document(self.server.workspace, uri)
-        doc = None if document is None else self.server.syntax.fresh(uri, document.source)
+        snapshot = self.server.session.snapshot(uri)
+        doc = None if snapshot is None else snapshot.syntax
         if doc is None or not 0 <= position.line < doc.line_index.line_count:
             return None
         offset = doc.line_index.offset_at(position.line, position.character)

@@ -22,7 +22,6 @@ from typing import Any
 from lsprotocol import types
 
 from mmlsp import chat
-from mmlsp.documents import open_document
 from mmlsp.engine import EngineError
 from mmlsp.outline import line_indent, node_hash, node_text, reviewable_functions
 from mmlsp.positions import utf16_len
@@ -92,8 +91,8 @@ class ReviewService:
 
     def _syntax(self, uri: str) -> SyntaxDocument | None:
         """The document's tree, if it is of the document's current text."""
-        document = open_document(self.server.workspace, uri)
-        return None if document is None else self.server.syntax.fresh(uri, document.source)
+        snapshot = self.server.session.snapshot(uri)
+        return None if snapshot is None else snapshot.syntax
 
     def diagnostics(self, uri: str) -> list[types.Diagnostic]:
         doc = self._syntax(uri)
