@@ -1,12 +1,18 @@
-"""The reliability report: fuzzing, odd documents, injected faults and a soak, in one run.
+"""The reliability report: fuzzing, odd documents, injected faults, the adversarial
+suite and a soak, in one run.
 
     python -m bench.reliability --fuzz 400 --soak-minutes 5
+    python -m bench.reliability --fuzz 400 --soak-json soak.json   # a soak run before
 
 Runs the real server through the test suite's fuzz, odd-document and fault tests
-(pytest, with a JUnit XML report to count them) and through ``bench.soak``, then
+(pytest, with a JUnit XML report to count them), through every case of
+``bench.hostile`` (the adversarial suite: cases tried, survived, handled as expected
+and the worst ``mmlsp/status`` response time while each ran, per class) and through
+``bench.soak`` (with ``--hostile`` input mixed in unless ``--no-soak-hostile``), then
 writes the ``## Reliability`` section of ``BENCHMARKS.md``: messages fuzzed,
-sequences, crashes, odd documents handled, faults injected and survived, soak
-duration and memory slope.
+sequences, crashes, odd documents handled, faults injected and survived, the
+adversarial table, soak duration and memory slope. ``--soak-json`` takes the samples
+of a soak already run (``bench.soak --json``) instead of running one.
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from bench import hostile
 from bench.report import replace_section
-from bench.soak import rss_trend
+from bench.soak import rss_trend, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
@@ -82,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fuzz", type=int, default=200, help="fuzzed LSP sequences")
     parser.add_argument("--soak-minutes", type=float, default=3.0)
+    parser.add_argument(
+        "--soak-hostile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="mix bench.hostile's cases into the soak (bench.soak --hostile)",
+    )
+    parser.add_argument("--soak-json", type=Path, help="samples of a soak already run")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
@@ -96,15 +110,40 @@ def main(argv: list[str] | None = None) -> int:
     odd, _ = pytest_run([ODD_DOCUMENTS], env)
     faults, _ = pytest_run(existing(FAULT_TESTS), env)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        samples_file = Path(tmp) / "soak.json"
-        soak = subprocess.run(
-            [sys.executable, "-m", "bench.soak", "--minutes", str(args.soak_minutes),
-             "--json", str(samples_file)],
-            cwd=ROOT, env=env, capture_output=True, text=True,
-        )  # fmt: skip
-        samples = json.loads(samples_file.read_text()) if samples_file.exists() else []
+    with tempfile.TemporaryDirectory(prefix="mmlsp-hostile-") as tmp:
+        adversarial = hostile.run_cases(
+            hostile.CASES,
+            hostile.tiny_model(),
+            Path(tmp),
+            lambda outcome: print(hostile.describe(outcome), flush=True),
+        )
+
+    if args.soak_json is not None:
+        samples = json.loads(args.soak_json.read_text())
+        soak_failed = verdict(samples, 5.0, 50.0)  # bench.soak's default limits
+        hostile_soak = "hostile_cases" in (samples[-1] if samples else {})
+        minutes = samples[-1]["minute"] if samples else 0
+        soak_command = (
+            f"samples of an earlier `python -m bench.soak --minutes {minutes:.0f}"
+            f"{' --hostile' * hostile_soak}` run (`--soak-json`)"
+        )
+    else:
+        hostile_flag = ["--hostile"] if args.soak_hostile else []
+        with tempfile.TemporaryDirectory() as tmp:
+            samples_file = Path(tmp) / "soak.json"
+            soak = subprocess.run(
+                [sys.executable, "-m", "bench.soak", "--minutes", str(args.soak_minutes),
+                 *hostile_flag, "--json", str(samples_file)],
+                cwd=ROOT, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+            samples = json.loads(samples_file.read_text()) if samples_file.exists() else []
+        soak_failed = soak_failure(soak.stderr) if soak.returncode else None
+        hostile_soak = args.soak_hostile
+        soak_command = (
+            f"`python -m bench.soak --minutes {args.soak_minutes:g}{' --hostile' * hostile_soak}`"
+        )
     slope = rss_trend(samples)[0] if samples else None
+    last = samples[-1] if samples else {}
 
     rows = [
         ("LSP messages fuzzed (hypothesis, real server over stdio)", totals.get("messages", "?")),
@@ -117,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("faults injected and survived", f"{count(faults, 'passed')} of {len(faults)}"),
         (
-            "soak",
+            "soak" + (", hostile input mixed in" if hostile_soak else ""),
             f"{samples[-1]['minute']:.1f} min, {sum(s['requests'] for s in samples)} requests"
+            + (
+                f", {last['hostile_cases']} hostile cases ({last['hostile_failed']} failed), "
+                f"worst mmlsp/status during them {last['hostile_worst_status_ms']:.0f} ms"
+                if "hostile_cases" in last
+                else ""
+            )
             if samples
             else "did not run",
         ),
@@ -136,15 +181,18 @@ def main(argv: list[str] | None = None) -> int:
             if samples
             else "?",
         ),
-        ("soak verdict", "pass" if soak.returncode == 0 else soak_failure(soak.stderr)),
+        ("soak verdict", "pass" if soak_failed is None else soak_failed),
     ]
+    classes = hostile.summary(adversarial)
+    slowest = sorted(adversarial, key=lambda o: o.probe.worst_s, reverse=True)[:3]
+    failed = [o for o in adversarial if not o.ok]
     fault_names = ", ".join(f"`{name}`" for name, o in faults if o == "passed")
     section = "\n".join(
         [
             SECTION,
             "",
-            f"`python -m bench.reliability --fuzz {args.fuzz} --soak-minutes "
-            f"{args.soak_minutes:g}` on {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"`python -m bench.reliability {' '.join(argv if argv is not None else sys.argv[1:])}`"
+            f" on {platform.machine()}, {os.cpu_count()} CPUs, "
             f"{time.strftime('%Y-%m-%d')}, the tiny test model, "
             f"{(time.monotonic() - started) / 60:.1f} min in all.",
             "",
@@ -152,14 +200,38 @@ def main(argv: list[str] | None = None) -> int:
             "|---|---|",
             *(f"| {name} | {value} |" for name, value in rows),
             "",
+            f"Soak: {soak_command}.",
+            "",
             f"Faults covered: {fault_names}.",
+            "",
+            "### Adversarial suite",
+            "",
+            "Every case of `bench.hostile` (also `tests/test_adversarial.py`) against the real "
+            "server over stdio, `mmlsp/status` sent every "
+            f"{hostile.PROBE_EVERY_S * 1000:.0f} ms while each case ran. Survived: alive, "
+            "status answered, every probe answered, a sentinel document's text exact. Handled: "
+            "the case got what a user should get (an answer or -32602, the edit applied once, "
+            "no traffic to a redirected address, nothing read from outside the workspace...).",
+            "",
+            "| class | cases tried | survived | handled as expected | worst `mmlsp/status` |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {klass} | {tried} | {survived} | {handled} | {worst * 1000:.0f} ms |"
+                for klass, tried, survived, handled, worst in classes
+            ),
+            "",
+            "Slowest `mmlsp/status` answers: "
+            + "; ".join(f"{o.case.id} ({o.probe.worst_s * 1000:.0f} ms)" for o in slowest)
+            + ".",
+            *(f"Note: {o.case.id}: {o.note}." for o in adversarial if o.note),
+            *(f"FAILED: {hostile.describe(o)}" for o in failed),
             "",
         ]
     )
     print(section)
     if not args.no_write:
         replace_section(BENCHMARKS, SECTION, section.removeprefix(SECTION))
-    return 0 if fuzz_ok and soak.returncode == 0 else 1
+    return 0 if fuzz_ok and soak_failed is None and not failed else 1
 
 
 if __name__ == "__main__":

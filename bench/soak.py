@@ -6,7 +6,15 @@ interval. Fails (exit 1) if memory keeps growing: the RSS slope over the second 
 of the run is above ``--max-slope-mb-per-min`` and the second half grew by more
 than ``--max-growth-mb``, or the server still holds handled messages at the end.
 
+With ``--hostile``, the server's workspace is full of hostile entries (links to
+/dev/zero and out of the root, a FIFO, huge and sparse files, see ``bench.hostile``),
+its initializationOptions try to redirect it, and every ``--hostile-every`` seconds
+one of ``bench.hostile``'s cases that share a server (malformed framing, invalid
+params, null answers, redirecting settings, odd text) runs between the typing; the
+soak also fails when one of them is not handled or the server does not survive it.
+
     python -m bench.soak --minutes 60                 # an hour, with the tiny model
+    python -m bench.soak --minutes 30 --hostile       # hostile input mixed in
     python -m bench.soak --minutes 2 --model DIR      # any model
 """
 
@@ -15,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
 import sysconfig
@@ -23,10 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lsprotocol import types
-
-from tests.fuzz_driver import ServerDriver
-from tests.lsp_helpers import status
+from bench import hostile
+from bench.hostile import LOCAL, Group, Server, insert
 
 SOURCES = ["textwrap.py", "shlex.py", "fnmatch.py", "bisect.py", "heapq.py"]
 # Messages the server may still be handling at a sample (the status request itself).
@@ -52,8 +59,8 @@ def _p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
 
-async def _type_some(
-    client, rng: random.Random, uri: str, text: str, version: int, latencies: list[float]
+def _type_some(
+    server: Server, rng: random.Random, uri: str, text: str, version: int, latencies: list[float]
 ) -> tuple[str, int]:
     """Type a few characters at a random line end, asking for a suggestion each time."""
     lines = text.split("\n")
@@ -61,35 +68,17 @@ async def _type_some(
     col = len(lines[line])
     for char in rng.choice(["x = ", "return self.", "if value:", "# note", "(a, b)"]):
         version += 1
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[
-                    types.TextDocumentContentChangePartial(
-                        range=types.Range(types.Position(line, col), types.Position(line, col)),
-                        text=char,
-                    )
-                ],
-            )
-        )
+        server.change(uri, version, [insert(line, col, char)])
         lines[line] = lines[line][:col] + char + lines[line][col:]
         col += 1
         start = time.perf_counter()
-        await client.text_document_inline_completion_async(
-            types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line, col),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
-                ),
-            )
-        )
+        server.inline(uri, line, col, timeout=120)
         latencies.append((time.perf_counter() - start) * 1000)
     return "\n".join(lines), version
 
 
-async def _cycle(
-    client,
+def _cycle(
+    server: Server,
     rng: random.Random,
     docs: dict[str, tuple[str, int]],
     originals: dict[str, str],
@@ -97,50 +86,72 @@ async def _cycle(
 ) -> None:
     uri = rng.choice(sorted(originals))
     if uri not in docs:
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=originals[uri]
-                )
-            )
-        )
+        server.open(uri, originals[uri])
         docs[uri] = (originals[uri], 1)
     text, version = docs[uri]
     roll = rng.random()
     if roll < 0.1:  # close it; reopened from scratch later
-        client.text_document_did_close(
-            types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=uri))
-        )
+        server.close_doc(uri)
         del docs[uri]
     elif roll < 0.2:  # the editor reloads the file
         version += 1
-        client.text_document_did_change(
-            types.DidChangeTextDocumentParams(
-                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-                content_changes=[types.TextDocumentContentChangeWholeDocument(text=originals[uri])],
-            )
-        )
+        server.change(uri, version, [{"text": originals[uri]}])
         docs[uri] = (originals[uri], version)
     else:
-        docs[uri] = await _type_some(client, rng, uri, text, version, latencies)
+        docs[uri] = _type_some(server, rng, uri, text, version, latencies)
 
 
-def slope(points: list[tuple[float, float]]) -> float:
-    """Least-squares slope of (minute, MB) points, in MB per minute."""
-    if len(points) < 2:
-        return 0.0
-    xs, ys = zip(*points, strict=True)
-    mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    den = sum((x - mx) ** 2 for x in xs)
-    return 0.0 if den == 0 else sum((x - mx) * (y - my) for x, y in points) / den
+class Hostile:
+    """The hostile cases mixed into the soak, one every ``every`` seconds, in a shuffled
+    round; their outcomes are counted per sample interval."""
+
+    def __init__(self, group: Group, rng: random.Random, every: float) -> None:
+        self.group, self.rng, self.every = group, rng, every
+        self.queue: list[hostile.Case] = []
+        self.next_at = time.monotonic() + every
+        self.ran = self.failed = 0
+        self.worst_status_s = 0.0
+        self.failures: list[str] = []
+
+    def maybe_run(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        if not self.queue:
+            self.queue = list(self.group.cases)
+            self.rng.shuffle(self.queue)
+        outcome = hostile.run_case(self.group, self.queue.pop())
+        self.ran += 1
+        self.worst_status_s = max(self.worst_status_s, outcome.probe.worst_s)
+        if not outcome.ok:
+            self.failed += 1
+            self.failures.append(hostile.describe(outcome))
+            print(hostile.describe(outcome), file=sys.stderr, flush=True)
+        self.next_at = time.monotonic() + self.every
 
 
-def run(minutes: float, model: Path, sample_seconds: float, seed: int) -> list[dict[str, Any]]:
+def run(
+    minutes: float,
+    model: Path,
+    sample_seconds: float,
+    seed: int,
+    hostile_every: float | None = None,
+) -> list[dict[str, Any]]:
+    """Samples of the server's health; ``hostile_every``: mix in hostile cases."""
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     originals = {f"file:///soak/{name}": (stdlib / name).read_text() for name in SOURCES}
     rng = random.Random(seed)
-    driver = ServerDriver(model, Path(tempfile.mkdtemp(prefix="mmlsp-soak-")))
-    pid = driver.client._server.pid
+    work = Path(tempfile.mkdtemp(prefix="mmlsp-soak-"))
+    mix: Hostile | None = None
+    group: Group | None = None
+    if hostile_every is None:
+        server = Server(["--model", str(model)], work / "cache")
+    else:
+        root = work / "workspace" / "root"
+        hostile.prepare_workspace(root, root.parent / "outside", hostile.CASES)
+        cases = [c for c in hostile.CASES if c.group == LOCAL]
+        group = Group(LOCAL, cases, model, work, root=root)
+        server = group.start()
+        mix = Hostile(group, rng, hostile_every)
     samples: list[dict[str, Any]] = []
     docs: dict[str, tuple[str, int]] = {}
     start = time.monotonic()
@@ -149,25 +160,39 @@ def run(minutes: float, model: Path, sample_seconds: float, seed: int) -> list[d
             latencies: list[float] = []
             window_end = time.monotonic() + sample_seconds
             while time.monotonic() < window_end:
-                driver.call(_cycle(driver.client, rng, docs, originals, latencies), timeout=120)
+                if mix is not None:
+                    mix.maybe_run()
+                    if group is not None and group.server is not server:  # restarted
+                        server, docs = group.server, {}
+                _cycle(server, rng, docs, originals, latencies)
             counters = {
                 k: v
-                for k, v in driver.call(status(driver.client)).items()
+                for k, v in server.status().items()
                 if isinstance(v, int | float) and not isinstance(v, bool)
             }
             elapsed = time.monotonic() - start
             sample = {
                 "minute": round(elapsed / 60, 3),
-                **_proc(pid),
+                **_proc(server.proc.pid),
                 "requests": len(latencies),
                 "p95_ms": round(_p95(latencies), 1),
                 "open_docs": len(docs),
                 **counters,
             }
+            if mix is not None:
+                sample.update(
+                    hostile_cases=mix.ran,
+                    hostile_failed=mix.failed,
+                    hostile_worst_status_ms=round(mix.worst_status_s * 1000, 1),
+                )
             samples.append(sample)
             print(json.dumps(sample), flush=True)
     finally:
-        driver.close()
+        if group is not None:
+            group.close()
+        else:
+            server.close()
+        shutil.rmtree(work, ignore_errors=True)  # the hostile workspace holds 24 MB
     return samples
 
 
@@ -179,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-slope-mb-per-min", type=float, default=5.0)
     parser.add_argument("--max-growth-mb", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hostile", action="store_true", help="mix in bench.hostile's cases")
+    parser.add_argument("--hostile-every", type=float, default=20.0, help="seconds between them")
     parser.add_argument("--json", type=Path, help="also write the samples here")
     args = parser.parse_args(argv)
     model = args.model
@@ -186,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         from tests.tiny_model import build_tiny_model
 
         model = build_tiny_model(Path(tempfile.mkdtemp(prefix="mmlsp-tiny-")))
-    samples = run(args.minutes, model, args.sample_seconds, args.seed)
+    every = args.hostile_every if args.hostile else None
+    samples = run(args.minutes, model, args.sample_seconds, args.seed, every)
     if args.json:
         args.json.write_text(json.dumps(samples, indent=1))
     failure = verdict(samples, args.max_slope_mb_per_min, args.max_growth_mb)
@@ -196,6 +224,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: FAILED: {failure}", file=sys.stderr)
         return 1
     return 0
+
+
+def slope(points: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (minute, MB) points, in MB per minute."""
+    if len(points) < 2:
+        return 0.0
+    xs, ys = zip(*points, strict=True)
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    den = sum((x - mx) ** 2 for x in xs)
+    return 0.0 if den == 0 else sum((x - mx) * (y - my) for x, y in points) / den
 
 
 def rss_trend(samples: list[dict[str, Any]]) -> tuple[float, float]:
@@ -216,6 +254,8 @@ def verdict(samples: list[dict[str, Any]], max_slope: float, max_growth: float) 
     # this catches a per-message leak (pygls' notification futures) in any duration.
     if (held := samples[-1].get("handling", 0)) > MAX_HANDLING:
         return f"the server still holds {held} handled messages"
+    if failed := samples[-1].get("hostile_failed", 0):
+        return f"{failed} of {samples[-1]['hostile_cases']} hostile cases failed"
     return None
 
 
@@ -228,6 +268,12 @@ def summary(samples: list[dict[str, Any]]) -> str:
         f"{rss_slope:+.2f} MB/min (growth {growth:+.1f} MB), fds {samples[0]['fds']} -> "
         f"{samples[-1]['fds']}, threads {samples[0]['threads']} -> {samples[-1]['threads']}, "
         f"p95 {max(s['p95_ms'] for s in samples):.0f} ms (worst interval)"
+        + (
+            f", {last['hostile_cases']} hostile cases, {last['hostile_failed']} failed, "
+            f"worst mmlsp/status {last['hostile_worst_status_ms']:.0f} ms"
+            if "hostile_cases" in (last := samples[-1])
+            else ""
+        )
     )
 
 
