@@ -10,7 +10,7 @@ from lsprotocol import types as lsp
 
 from mmlsp import syntax
 from mmlsp.features.diagnostics import syntax_diagnostics
-from mmlsp.syntax import SyntaxDocument
+from mmlsp.syntax import SyntaxDocument, python_check
 from tests.lsp_helpers import open_doc, wait_for_diagnostics
 
 
@@ -92,20 +92,20 @@ def test_hostile_nesting_leaves_tree_sitter_to_answer():
 
 
 def test_large_documents_get_tree_sitter_only(monkeypatch):
-    monkeypatch.setattr(syntax, "PYTHON_CHECK_MAX_CHARS", 10)
+    monkeypatch.setattr(python_check, "PYTHON_CHECK_MAX_CHARS", 10)
     assert diagnose("for x in range(10):\n") == []
     assert diagnose("x = = 10000\n") == [((0, 4, 0, 5), 'Syntax error: unexpected "="')]
 
 
 def test_an_edit_recompiles_only_the_statements_it_changed(monkeypatch):
     compiled: list[str] = []
-    real = syntax._compile_error
+    real = python_check._compile_error
 
     def counting(source: str):
         compiled.append(source)
         return real(source)
 
-    monkeypatch.setattr(syntax, "_compile_error", counting)
+    monkeypatch.setattr(python_check, "_compile_error", counting)
     functions = "".join(f"def f{i}(x):\n    return x + {i}\n\n\n" for i in range(50))
     doc = SyntaxDocument(functions, "python")
     assert syntax_diagnostics(doc) == []
@@ -121,7 +121,7 @@ def test_an_edit_recompiles_only_the_statements_it_changed(monkeypatch):
 
 
 def test_other_languages_are_not_compiled(monkeypatch):
-    monkeypatch.setattr(syntax, "_compile_error", lambda _s: pytest.fail("compiled"))
+    monkeypatch.setattr(python_check, "_compile_error", lambda _s: pytest.fail("compiled"))
     doc = SyntaxDocument("for x in y:\n", "python")
     doc.language = "other"
     assert syntax_diagnostics(doc) == []

@@ -19,6 +19,7 @@ from mmlsp.syntax import (
     get_language,
     get_parser,
     language_for,
+    languages,
     parse,
     supported_languages,
     syntax_problems,
@@ -84,9 +85,9 @@ def test_language_and_parser_are_cached() -> None:
 
 def test_register_language(monkeypatch: pytest.MonkeyPatch) -> None:
     # Work on copies so the global registry is untouched after the test.
-    monkeypatch.setattr(syntax, "_GRAMMARS", dict(syntax._GRAMMARS))
-    monkeypatch.setattr(syntax, "_LANGUAGE_IDS", dict(syntax._LANGUAGE_IDS))
-    monkeypatch.setattr(syntax, "_EXTENSIONS", dict(syntax._EXTENSIONS))
+    monkeypatch.setattr(languages, "_GRAMMARS", dict(languages._GRAMMARS))
+    monkeypatch.setattr(languages, "_LANGUAGE_IDS", dict(languages._LANGUAGE_IDS))
+    monkeypatch.setattr(languages, "_EXTENSIONS", dict(languages._EXTENSIONS))
     try:
         syntax.register_language(
             "snake", tree_sitter_python.language, language_ids=("snake",), extensions=(".SNK",)
@@ -193,7 +194,7 @@ def test_reparse_is_incremental(monkeypatch: pytest.MonkeyPatch) -> None:
             calls.append((source, old))
             return real_parser.parse(source) if old is None else real_parser.parse(source, old)
 
-    monkeypatch.setattr(syntax, "get_parser", lambda name: SpyParser())
+    monkeypatch.setattr(languages, "get_parser", lambda name: SpyParser())
     doc.apply_change(partial(1, 4, 1, 5, "22"))
     assert calls == [(b"x = 1\ny = 22\n", old_tree)]
     assert old_tree.root_node.has_changes
@@ -370,7 +371,7 @@ def test_many_changes_in_one_notification_parse_once(monkeypatch) -> None:
             parses.append(1)
             return self.parser.parse(*args)
 
-    monkeypatch.setattr(syntax, "get_parser", lambda lang: CountingParser(real_get_parser(lang)))
+    monkeypatch.setattr(languages, "get_parser", lambda lang: CountingParser(real_get_parser(lang)))
     doc = syntax.SyntaxDocument(text, "python")
     parses.clear()
     doc.apply_changes(changes[:MANY_CHANGES])

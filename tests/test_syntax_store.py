@@ -10,6 +10,7 @@ from lsprotocol import types
 
 import mmlsp.syntax as syntax
 from mmlsp.documents import apply_changes
+from mmlsp.syntax import languages
 from mmlsp.syntax_store import INLINE_MAX_CHARS, SyntaxStore
 
 URI = "file:///big.py"
@@ -42,7 +43,7 @@ def _parse_threads(monkeypatch) -> list[str]:
             threads.append(threading.current_thread().name)
             return self.parser.parse(*args)
 
-    monkeypatch.setattr(syntax, "get_parser", lambda language: Recording(real(language)))
+    monkeypatch.setattr(languages, "get_parser", lambda language: Recording(real(language)))
     return threads
 
 

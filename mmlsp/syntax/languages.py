@@ -1,0 +1,121 @@
+"""The grammar registry: which languages have syntax support, how an LSP document
+maps onto one, and the per-thread parsers for each.
+
+Also the Python grammar's statement node types, which the outline and the
+post-processing filters read off trees.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import threading
+from collections.abc import Callable
+from functools import cache
+from urllib.parse import unquote, urlparse
+
+import tree_sitter
+import tree_sitter_python
+
+from mmlsp.positions import encode_utf8
+
+# Registry key -> factory of the grammar's language capsule.
+_GRAMMARS: dict[str, Callable[[], object]] = {"python": tree_sitter_python.language}
+# LSP languageId -> registry key.
+_LANGUAGE_IDS: dict[str, str] = {"python": "python"}
+# Lower-case file extension -> registry key, for clients that send odd languageIds.
+_EXTENSIONS: dict[str, str] = {".py": "python", ".pyi": "python"}
+
+# Python's statements that own an indented block, and the one-line ones; together,
+# every node that is one statement of a block.
+PYTHON_COMPOUND_STATEMENTS = frozenset(
+    {
+        "if_statement",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "with_statement",
+        "match_statement",
+        "function_definition",
+        "class_definition",
+        "decorated_definition",
+    }
+)
+PYTHON_SIMPLE_STATEMENTS = frozenset(
+    {
+        "expression_statement",
+        "return_statement",
+        "raise_statement",
+        "assert_statement",
+        "pass_statement",
+        "break_statement",
+        "continue_statement",
+        "delete_statement",
+        "global_statement",
+        "nonlocal_statement",
+        "import_statement",
+        "import_from_statement",
+        "future_import_statement",
+        "print_statement",
+        "exec_statement",
+        "type_alias_statement",
+    }
+)
+
+
+def register_language(
+    name: str,
+    factory: Callable[[], object],
+    language_ids: tuple[str, ...] = (),
+    extensions: tuple[str, ...] = (),
+) -> None:
+    """Add a grammar under ``name`` and map LSP languageIds and extensions onto it."""
+    _GRAMMARS[name] = factory
+    for language_id in language_ids:
+        _LANGUAGE_IDS[language_id] = name
+    for ext in extensions:
+        _EXTENSIONS[ext.lower()] = name
+    get_language.cache_clear()
+
+
+def supported_languages() -> list[str]:
+    """Registry keys that have a grammar."""
+    return sorted(_GRAMMARS)
+
+
+def language_for(language_id: str | None, uri: str) -> str | None:
+    """Registry key for a document, from its languageId or else its file extension."""
+    if language_id and language_id in _LANGUAGE_IDS:
+        return _LANGUAGE_IDS[language_id]
+    ext = posixpath.splitext(unquote(urlparse(uri).path))[1].lower()
+    return _EXTENSIONS.get(ext) if ext else None
+
+
+@cache
+def get_language(name: str) -> tree_sitter.Language:
+    """The tree-sitter ``Language`` for a registry key (``KeyError`` if unknown)."""
+    return tree_sitter.Language(_GRAMMARS[name]())
+
+
+# A Parser holds mutable state, so each thread (pygls may run handlers in a pool)
+# gets its own.
+_local = threading.local()
+
+
+def get_parser(name: str) -> tree_sitter.Parser:
+    """A parser for a registry key, cached per thread."""
+    parsers: dict[str, tuple[tree_sitter.Language, tree_sitter.Parser]] | None = getattr(
+        _local, "parsers", None
+    )
+    if parsers is None:
+        parsers = _local.parsers = {}
+    language = get_language(name)
+    entry = parsers.get(name)
+    # Compare by identity so a grammar re-registered later gets a fresh parser.
+    if entry is None or entry[0] is not language:
+        entry = parsers[name] = (language, tree_sitter.Parser(language))
+    return entry[1]
+
+
+def parse(text: str, language: str) -> tree_sitter.Tree:
+    """Parse ``text`` from scratch."""
+    return get_parser(language).parse(encode_utf8(text))
