@@ -8,7 +8,7 @@ to write is the hole without that indentation.
 
 Each hole is completed twice, by the same loaded model:
 
-* **pipeline**: the code path of an LSP request, ``features.completion.
+* **pipeline**: the code path of an LSP request, ``mmlsp.complete.
   generate_completion`` (context fitting, tree-sitter shape decision, prompt, streaming
   stops, post-processing pipeline), with the document's Python tree;
 * **baseline**: the raw FIM prompt of the whole document (prefix only for models
@@ -50,9 +50,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
+from mmlsp.complete import generate_completion  # noqa: E402
 from mmlsp.config import DTYPES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.engine import Engine, EngineHost, GenerationRequest, LoadSpec  # noqa: E402
-from mmlsp.features.completion import generate_completion  # noqa: E402
 from mmlsp.prompts import build_prompt  # noqa: E402
 
 HEADING = "## HumanEval-infilling"

@@ -47,10 +47,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from lsprotocol import types  # noqa: E402
 
 from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
-from mmlsp.config import DECODE_MODES, DTYPES, Settings, default_cache_dir  # noqa: E402
+from mmlsp.complete import generate_completion, prepare_prompt  # noqa: E402
+from mmlsp.config import (  # noqa: E402
+    DECODE_MODES,
+    DTYPES,
+    TYPING_PAUSE_S,
+    Settings,
+    default_cache_dir,
+)
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
-from mmlsp.features.completion import generate_completion, prepare_prompt  # noqa: E402
-from mmlsp.features.debounce import PAUSE_S  # noqa: E402
 from mmlsp.positions import position_at  # noqa: E402
 from mmlsp.syntax import SyntaxDocument  # noqa: E402
 from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state  # noqa: E402
@@ -256,7 +261,7 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
         if name == "off":
             # Past the typing pause, so the adaptive debounce does not hold the requests:
             # this row times the request path, not the wait for the user's next key.
-            await asyncio.sleep(PAUSE_S + 0.1)
+            await asyncio.sleep(TYPING_PAUSE_S + 0.1)
             line, col = position_at(text, cursor)
             for _ in range(args.overhead_reps):
                 start = time.perf_counter()

@@ -259,8 +259,8 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
 
     from lsprotocol import types
 
+    from mmlsp.complete import generate_completion
     from mmlsp.engine import EngineHost, LoadSpec
-    from mmlsp.features.completion import generate_completion
     from mmlsp.positions import offset_at
     from mmlsp.syntax import language_for
 

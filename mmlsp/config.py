@@ -64,6 +64,10 @@ DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
 # What apiKeyEnv may name: only MMLSP_* variables, so that workspace settings could
 # never send other secrets (cloud credentials...) away.
 API_KEY_ENV = re.compile(r"^MMLSP_[A-Za-z0-9_]+$")
+# A gap between edits longer than this is a pause in typing, not typing speed: the
+# adaptive debounce (features/debounce.py) learns the speed from shorter gaps and holds
+# no request made after a pause. Not a setting; the latency benchmark waits it out.
+TYPING_PAUSE_S = 1.5
 
 
 def default_cache_dir() -> Path:

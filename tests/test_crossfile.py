@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mmlsp.complete import prepare_prompt
 from mmlsp.config import Settings
 from mmlsp.context import build_context
 from mmlsp.crossfile import (
@@ -11,7 +12,6 @@ from mmlsp.crossfile import (
     names_near_cursor,
     select,
 )
-from mmlsp.features.completion import prepare_prompt
 from mmlsp.prompts import QWEN, ContextPiece
 from mmlsp.workspace import WorkspaceIndex
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from lsprotocol import types
 
 from mmlsp import chat
+from mmlsp.complete import empty_reason, warm_offset
 from mmlsp.config import Settings
 from mmlsp.context import build_context
 from mmlsp.documents import edit_end
 from mmlsp.engine import GenerationResult
-from mmlsp.features.completion import empty_reason, warm_offset
 from mmlsp.features.progress import Work, preview
 from mmlsp.postprocess import finish, finish_why
 

@@ -7,7 +7,8 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mmlsp.features.debounce import PAUSE_S, SUPERSEDED_SHARE, TypingPace
+from mmlsp.config import TYPING_PAUSE_S
+from mmlsp.features.debounce import SUPERSEDED_SHARE, TypingPace
 from mmlsp.features.typeahead import Entry, TypeaheadCache, remainder, typed_since
 
 URI = "file:///a.py"
@@ -149,7 +150,7 @@ def test_debounce_waits_while_typing_faster_than_the_model():
         pace.edit(i * 0.1, deleted=False)
     assert 0.1 <= pace.delay(0.41, 0.2) <= 0.2
     assert pace.delay(0.41, 0.0) == 0.0  # disabled
-    assert pace.delay(0.4 + PAUSE_S, 0.2) == 0.0  # the user paused
+    assert pace.delay(0.4 + TYPING_PAUSE_S, 0.2) == 0.0  # the user paused
 
 
 def test_debounce_fires_at_once_when_the_model_is_faster_than_typing():

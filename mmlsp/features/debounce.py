@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Gaps longer than this are pauses, not typing speed.
-PAUSE_S = 1.5
+from mmlsp.config import TYPING_PAUSE_S
+
 # Moving-average weight of the newest observation.
 ALPHA = 0.3
 # Deletions in a row that make a backspace burst.
@@ -41,7 +41,7 @@ class TypingPace:
 
     def edit(self, now: float, deleted: bool) -> None:
         """Record one document change (``deleted``: it removed text and inserted none)."""
-        if self.last_edit is not None and (gap := now - self.last_edit) < PAUSE_S:
+        if self.last_edit is not None and (gap := now - self.last_edit) < TYPING_PAUSE_S:
             self.gap_s = moving_average(self.gap_s, gap)
         self.last_edit = now
         self.deletions_in_row = self.deletions_in_row + 1 if deleted else 0
@@ -57,7 +57,7 @@ class TypingPace:
         """Seconds to wait before calling the model (0: call it now)."""
         if max_s <= 0 or self.gap_s is None or self.last_edit is None:
             return 0.0
-        if now - self.last_edit >= PAUSE_S:
+        if now - self.last_edit >= TYPING_PAUSE_S:
             return 0.0  # the user stopped typing: answer at once
         if self.deletions_in_row >= BURST:
             return max_s
