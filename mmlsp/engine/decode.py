@@ -79,6 +79,7 @@ class Run:
             chunk = rest[at : at + PREFILL_CHUNK]
             logits = self._feed(chunk, 1)
             self.prefilled += len(chunk)
+        assert logits is not None  # never empty: a reused cache leaves one token to feed
         return logits[-1]
 
     def _draft(self, last: int) -> list[int]:

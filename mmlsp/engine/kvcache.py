@@ -46,7 +46,7 @@ def croppable(cache: Any) -> bool:
     """Whether every layer of ``cache`` can be cut back to any length exactly."""
     from transformers.cache_utils import DynamicLayer, StaticLayer
 
-    layers = getattr(cache, "layers", None)
+    layers = getattr(cache, "layers", None) or ()
     return bool(layers) and all(type(layer) in (DynamicLayer, StaticLayer) for layer in layers)
 
 

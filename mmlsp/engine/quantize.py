@@ -52,6 +52,10 @@ def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Int8Linear(nn.Module):
     """A linear layer whose weight is stored as int8 rows with per-row scales."""
 
+    # Declared for the type checker: register_buffer's attributes are untyped.
+    qweight: torch.Tensor
+    scale: torch.Tensor
+
     def __init__(self, linear: nn.Linear, dtype: torch.dtype = torch.bfloat16) -> None:
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
