@@ -123,3 +123,46 @@ def test_a_document_over_the_size_limit_has_no_tree_whichever_thread_parses() ->
         assert store.fresh(URI, "x = 1\n") is not None
 
     asyncio.run(main())
+
+
+def test_a_large_parse_lets_other_threads_run_and_builds_the_same_tree(monkeypatch) -> None:
+    # py-tree-sitter holds the GIL for a parse given whole bytes: a thread counting
+    # meanwhile (the event loop, in the server) would not move until the parse ends.
+    source = (_big_text() * 4).encode()
+    assert len(source) > languages.SHARED_GIL_MIN_BYTES
+    counted = 0
+    stop = threading.Event()
+
+    def count() -> None:
+        nonlocal counted
+        while not stop.is_set():
+            counted += 1
+
+    seen: list[int] = []  # the counter at each read tree-sitter makes
+    real = syntax.get_parser
+
+    class Watching:
+        def __init__(self, parser):
+            self.parser = parser
+
+        def parse(self, source, old_tree=None):
+            assert callable(source), "a large source must be fed in chunks"
+
+            def read(offset, point):
+                seen.append(counted)
+                return source(offset, point)
+
+            return self.parser.parse(read, *([old_tree] if old_tree else []))
+
+    counter = threading.Thread(target=count)
+    counter.start()
+    try:
+        monkeypatch.setattr(languages, "get_parser", lambda language: Watching(real(language)))
+        tree = languages.parse_source("python", source)
+    finally:
+        stop.set()
+        counter.join()
+    assert len(set(seen)) > 1, "the counting thread never ran during the parse"
+    whole = real("python").parse(source)
+    assert str(tree.root_node) == str(whole.root_node)
+    assert tree.root_node.end_byte == len(source)

@@ -23,7 +23,8 @@ from mmlsp.positions import (
 )
 
 # Parsers are looked up through their module at each parse, so replacing
-# ``languages.get_parser`` (tests spy on and count parses) reaches documents too.
+# ``languages.get_parser`` or ``parse_source`` (tests spy on and count parses) reaches
+# documents too.
 from mmlsp.syntax import languages
 
 
@@ -34,7 +35,7 @@ class SyntaxDocument:
         self.language = language
         self.text = text
         self._data = encode_utf8(text)
-        self.tree: tree_sitter.Tree = languages.get_parser(language).parse(self._data)
+        self.tree: tree_sitter.Tree = languages.parse_source(language, self._data)
         self._index: LineIndex | None = None
         # CPython's verdicts by top-level statement text (see mmlsp.syntax.python_check).
         self.compiled: dict[str, SyntaxError | str | None] = {}
@@ -55,7 +56,7 @@ class SyntaxDocument:
         """Full resync: parse ``text`` from scratch."""
         self.text = text
         self._data = encode_utf8(text)
-        self.tree = languages.get_parser(self.language).parse(self._data)
+        self.tree = languages.parse_source(self.language, self._data)
         self._index = None
 
     def edited(self, changes: Sequence[lsp.TextDocumentContentChangeEvent]) -> SyntaxDocument:
@@ -82,10 +83,10 @@ class SyntaxDocument:
             if not isinstance(change, lsp.TextDocumentContentChangePartial):
                 self.text = change.text
                 self._data = encode_utf8(change.text)
-                self.tree = languages.get_parser(self.language).parse(self._data)
+                self.tree = languages.parse_source(self.language, self._data)
                 continue
             self._edit(change)
-        self.tree = languages.get_parser(self.language).parse(self._data, self.tree)
+        self.tree = languages.parse_source(self.language, self._data, self.tree)
         self._index = None
 
     def _edit(self, change: lsp.TextDocumentContentChangePartial) -> None:
