@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
@@ -29,6 +30,7 @@ from mmlsp.config import Settings, merge
 from mmlsp.documents import edit_end
 from mmlsp.engine import EngineError, EngineHost, GenerationFailed, LoadSpec, Status
 from mmlsp.features.actions import COMMANDS, KINDS, ActionService
+from mmlsp.features.client import ClientCapabilities
 from mmlsp.features.completion import (
     Completions,
     completion_items,
@@ -151,6 +153,50 @@ class MmlspProtocol(LanguageServerProtocol):
             yield handler, (params,), None
 
 
+class EditorClient:
+    """The features' ``Client`` port (features/client.py) over this server's pygls calls."""
+
+    def __init__(self, server: MmlspServer) -> None:
+        self._server = server
+        # Resolved from the client's capabilities at initialize.
+        self.capabilities = ClientCapabilities()
+
+    def notify_user(self, message: str, level: int = logging.ERROR) -> None:
+        self._server.notify_user(message, level)
+
+    def show_message(self, message: str, kind: types.MessageType) -> None:
+        self._server.window_show_message(types.ShowMessageParams(type=kind, message=message))
+
+    async def show_document(
+        self, params: types.ShowDocumentParams
+    ) -> types.ShowDocumentResult | None:
+        return await self._server.window_show_document_async(params)
+
+    async def apply_edit(
+        self, params: types.ApplyWorkspaceEditParams
+    ) -> types.ApplyWorkspaceEditResult | None:
+        return await self._server.workspace_apply_edit_async(params)
+
+    async def create_progress(self, token: str) -> None:
+        await self._server.work_done_progress.create_async(token)
+
+    def on_progress_cancel(self, token: str, cancelled: Callable[[], None]) -> None:
+        # pygls cancels the token's future on window/workDoneProgress/cancel.
+        if (future := self._server.work_done_progress.tokens.get(token)) is not None:
+            future.add_done_callback(lambda f: cancelled() if f.cancelled() else None)
+
+    def begin_progress(self, token: str, value: types.WorkDoneProgressBegin) -> None:
+        self._server.work_done_progress.begin(token, value)
+
+    def report_progress(self, token: str, value: types.WorkDoneProgressReport) -> None:
+        self._server._call_in_loop(self._server.work_done_progress.report, token, value)
+
+    def end_progress(self, token: str, value: types.WorkDoneProgressEnd) -> None:
+        progress = self._server.work_done_progress
+        self._server._call_in_loop(progress.end, token, value)
+        progress.tokens.pop(token, None)  # pygls keeps every token otherwise
+
+
 class MmlspServer(LanguageServer):
     def __init__(self, settings: Settings, host: EngineHost | None = None) -> None:
         super().__init__("mmlsp", __version__, protocol_cls=MmlspProtocol)
@@ -167,15 +213,24 @@ class MmlspServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.init_errors: list[str] = []
         self.shown_messages: set[str] = set()
-        # Code actions, hover and review (features/actions.py, hover.py, review.py).
+        # Code actions, hover and review (features/actions, hover.py, review.py) see
+        # the session, the settings, the engine host and the editor, not the server.
+        self.editor = EditorClient(self)
         # Not ``progress``: that is pygls' method for sending $/progress.
-        self.work_progress = ProgressService(self)
-        self.actions = ActionService(self)
-        self.hover = HoverService(self)
-        self.review = ReviewService(self)
+        self.work_progress = ProgressService(self.editor)
+        self.actions = ActionService(
+            self.session, self.current_settings, self.host, self.editor, self.work_progress
+        )
+        self.hover = HoverService(self.session, self.host)
+        self.review = ReviewService(
+            self.session, self.current_settings, self.host, self.publish_syntax
+        )
         self.session.on_close(self.completions.closed)
         self.session.on_close(self.review.stop)
         self.session.on_close(self._forget_timers)
+
+    def current_settings(self) -> Settings:
+        return self.settings
 
     def _forget_timers(self, uri: str) -> None:
         for pending in (self.pending_diagnostics, self.pending_warm):
@@ -252,9 +307,7 @@ class MmlspServer(LanguageServer):
         # A remote backend's failures (server down, 401, 404...) are shown once each.
         self.host.on_backend_error = self.notify_user_once
         token = f"mmlsp-load-{uuid.uuid4()}"
-        progress_ok = bool(
-            self.client_capabilities.window and self.client_capabilities.window.work_done_progress
-        )
+        progress_ok = self.editor.capabilities.work_done_progress
 
         def progress(message: str, percentage: int | None) -> None:
             log.info("model: %s", message)
@@ -374,6 +427,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.INITIALIZE)
     def initialize(params: types.InitializeParams) -> None:
         ls.loop = asyncio.get_running_loop()
+        ls.editor.capabilities = ClientCapabilities.from_lsp(params.capabilities)
         settings, errors = merge(ls.settings, params.initialization_options)
         ls.settings = settings
         ls.syntax.max_bytes = settings.max_file_bytes

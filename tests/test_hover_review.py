@@ -1,7 +1,8 @@
-"""Hover explanations and review diagnostics, on a stand-in server and a scripted model.
+"""Hover explanations and review diagnostics, on a real session and a scripted model.
 
-``ScriptedEngine`` is the model's test double; ``FakeServer`` offers only what the
-services read (settings, host, syntax store, open documents, publish_syntax).
+``ScriptedEngine`` is the model's test double. The services get what the server gives
+them: the session, a settings getter, the engine host, and (review) what to call when
+a review finds something; no server.
 """
 
 from __future__ import annotations
@@ -34,19 +35,30 @@ TEXT = (
 )
 
 
-class FakeServer:
+def open_document(session: Session, uri: str, text: str) -> None:
+    session.open(types.TextDocumentItem(uri, "python", 1, text))
+
+
+def session_with(*documents: tuple[str, str]) -> Session:
+    session = Session(10_000_000)
+    for uri, text in documents:
+        open_document(session, uri, text)
+    return session
+
+
+class Reviewing:
+    """A ReviewService on a real session, recording the documents it asked to publish."""
+
     def __init__(self, engine: ScriptedEngine, tmp_path: Path, **settings: str) -> None:
-        self.host = scripted_host(engine, tmp_path)
         self.settings = dataclasses.replace(Settings(), **settings)
-        self.session = Session(10_000_000)
-        self.syntax = self.session.syntax
+        self.session = session_with((URI, TEXT))
         self.published: list[str] = []
-
-    def open(self, uri: str, text: str) -> None:
-        self.session.open(types.TextDocumentItem(uri, "python", 1, text))
-
-    def publish_syntax(self, uri: str) -> None:
-        self.published.append(uri)
+        self.service = ReviewService(
+            self.session,
+            lambda: self.settings,
+            scripted_host(engine, tmp_path),
+            self.published.append,
+        )
 
 
 def hover_params(line: int, character: int, uri: str = URI) -> types.HoverParams:
@@ -63,9 +75,9 @@ async def settle(service: HoverService) -> None:
 
 async def test_hover_answers_now_then_explains_and_an_edit_invalidates(tmp_path: Path) -> None:
     engine = ScriptedEngine(["- Multiplies `w` by `h`.", "- Now adds them."])
-    server = FakeServer(engine, tmp_path)
-    server.open(URI, TEXT)
-    service = HoverService(server, budget_s=0.0)  # never wait: the first answer is the base
+    session = session_with((URI, TEXT))
+    # budget 0: never wait, the first answer is the base.
+    service = HoverService(session, scripted_host(engine, tmp_path), budget_s=0.0)
 
     first = await service.hover(hover_params(0, 5))
     assert first.range == types.Range(types.Position(0, 4), types.Position(0, 8))
@@ -80,7 +92,7 @@ async def test_hover_answers_now_then_explains_and_an_edit_invalidates(tmp_path:
     assert len(engine.prompts) == 1
 
     # An edit to the function changes its hash: the old explanation is not shown.
-    server.open(URI, TEXT.replace("return w * h", "return w + h"))
+    open_document(session, URI, TEXT.replace("return w * h", "return w + h"))
     third = await service.hover(hover_params(0, 5))
     assert "Multiplies" not in third.contents.value and PENDING_NOTE in third.contents.value
     await settle(service)
@@ -89,18 +101,15 @@ async def test_hover_answers_now_then_explains_and_an_edit_invalidates(tmp_path:
 
 
 async def test_hover_within_budget_includes_the_explanation(tmp_path: Path) -> None:
-    server = FakeServer(ScriptedEngine(["Divides."]), tmp_path)
-    server.open(URI, TEXT)
-    service = HoverService(server, budget_s=5.0)
+    host = scripted_host(ScriptedEngine(["Divides."]), tmp_path)
+    service = HoverService(session_with((URI, TEXT)), host, budget_s=5.0)
     result = await service.hover(hover_params(5, 5))
     assert result.contents.value.endswith("---\n\nDivides.")
 
 
 async def test_hover_finds_definitions_in_other_open_documents(tmp_path: Path) -> None:
-    server = FakeServer(ScriptedEngine(["Helps."]), tmp_path)
-    server.open(URI, TEXT)
-    server.open(OTHER, "def helper():\n    return 1\n")
-    service = HoverService(server, budget_s=5.0)
+    session = session_with((URI, TEXT), (OTHER, "def helper():\n    return 1\n"))
+    service = HoverService(session, scripted_host(ScriptedEngine(["Helps."]), tmp_path), 5.0)
     result = await service.hover(hover_params(9, 20))
     assert (
         "def helper()" in result.contents.value and "*Defined in lib.py*" in result.contents.value
@@ -116,9 +125,8 @@ REVIEW_REPLY = "Here you go:\n3|warning|Divides by zero when `b` is 0.\n9|warnin
 
 async def test_review_on_save_publishes_findings_at_function_lines(tmp_path: Path) -> None:
     engine = ScriptedEngine(["NONE", REVIEW_REPLY])
-    server = FakeServer(engine, tmp_path, review_on_save="on")
-    server.open(URI, TEXT)
-    review = ReviewService(server)
+    reviewing = Reviewing(engine, tmp_path, review_on_save="on")
+    review = reviewing.service
     await review.on_save(URI)
     assert len(engine.prompts) == 2  # two functions, one request each
     assert "3: " in engine.prompts[1] and "LINE|SEVERITY|MESSAGE" in engine.prompts[1]
@@ -129,14 +137,14 @@ async def test_review_on_save_publishes_findings_at_function_lines(tmp_path: Pat
     only = diagnostics[0]
     assert only.source == SOURCE and only.severity == types.DiagnosticSeverity.Warning
     assert only.range == types.Range(types.Position(7, 4), types.Position(7, 16))
-    assert server.published == [URI]
+    assert reviewing.published == [URI]
 
     # Saving unchanged functions asks nothing; findings follow their function when
     # lines above it move, and vanish when it is edited (until the next save).
     assert review.on_save(URI) is None
-    server.open(URI, "\n\n" + TEXT)
+    open_document(reviewing.session, URI, "\n\n" + TEXT)
     assert [d.range.start.line for d in review.diagnostics(URI)] == [9]
-    server.open(URI, TEXT.replace("x = a", "x = a + 1"))
+    open_document(reviewing.session, URI, TEXT.replace("x = a", "x = a + 1"))
     assert review.diagnostics(URI) == []
     engine.replies.append("1|info|fine")
     await review.on_save(URI)
@@ -144,11 +152,10 @@ async def test_review_on_save_publishes_findings_at_function_lines(tmp_path: Pat
 
 
 async def test_review_modes(tmp_path: Path) -> None:
-    server = FakeServer(ScriptedEngine(), tmp_path)  # auto, on a CPU
-    server.open(URI, TEXT)
-    review = ReviewService(server)
+    reviewing = Reviewing(ScriptedEngine(), tmp_path)  # auto, on a CPU
+    review = reviewing.service
     assert not review.enabled() and review.on_save(URI) is None
-    server.settings = dataclasses.replace(server.settings, review_on_save="off")
+    # The service reads the settings as they are now.
+    reviewing.settings = dataclasses.replace(reviewing.settings, review_on_save="off")
     assert not review.enabled()
-    gpu = FakeServer(ScriptedEngine(device="cuda"), tmp_path)
-    assert ReviewService(gpu).enabled()  # auto on a GPU
+    assert Reviewing(ScriptedEngine(device="cuda"), tmp_path).service.enabled()  # auto on a GPU

@@ -162,8 +162,7 @@ def test_workspace_roots_from_initialize() -> None:
 
 
 def test_hover_finds_a_definition_in_a_workspace_file(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
+    from mmlsp.engine import EngineHost
     from mmlsp.features.hover import HoverService
     from mmlsp.session import Session
 
@@ -174,13 +173,13 @@ def test_hover_finds_a_definition_in_a_workspace_file(tmp_path: Path) -> None:
     uri = (tmp_path / "main.py").as_uri()
     session = Session(1_000_000, index)
     session.open(types.TextDocumentItem(uri, "python", 1, "x = helper(2)\n"))
-    server = SimpleNamespace(session=session, syntax=session.syntax, workspace_index=index)
-    found = HoverService(server).target(uri, types.Position(0, 5))
+    service = HoverService(session, EngineHost())  # finding the target asks no model
+    found = service.target(uri, types.Position(0, 5))
     assert found is not None
     def_uri, doc, node, _ = found
     assert def_uri == (tmp_path / "lib.py").as_uri()
     assert doc.text[node.start_byte : node.end_byte].startswith("def helper(n: int)")
-    assert HoverService(server).target(uri, types.Position(0, 0)) is None  # `x`: no def
+    assert service.target(uri, types.Position(0, 0)) is None  # `x`: no def
 
 
 def test_the_document_being_completed_is_excluded_and_not_reparsed() -> None:

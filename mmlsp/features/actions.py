@@ -47,7 +47,8 @@ from mmlsp import chat
 from mmlsp.config import Settings
 from mmlsp.docstrings import parse_reply, render_body, render_literal, skeleton
 from mmlsp.engine import EngineError, EngineHost
-from mmlsp.features.progress import Work
+from mmlsp.features.client import Client
+from mmlsp.features.progress import ProgressService, Work
 from mmlsp.outline import (
     DEFINITIONS,
     definition_facts,
@@ -64,6 +65,7 @@ from mmlsp.outline import (
     with_decorators,
 )
 from mmlsp.positions import LineIndex, encode_utf8
+from mmlsp.session import Session
 from mmlsp.syntax import SyntaxDocument, parse, syntax_problems
 
 log = logging.getLogger(__name__)
@@ -735,48 +737,35 @@ class ExplainFiles:
 
 
 class ActionService:
-    """Ties actions to one server: its documents, settings, client capabilities and host."""
+    """Actions over the open documents: listing, resolving and the commands."""
 
-    def __init__(self, server: Any) -> None:
-        # The MmlspServer; typed loosely to keep this module free of the server import.
-        self.server = server
+    def __init__(
+        self,
+        session: Session,
+        settings: Callable[[], Settings],
+        host: EngineHost,
+        client: Client,
+        progress: ProgressService | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings  # the current settings (they change at runtime)
+        self.host = host
+        self.client = client
+        self.progress = progress if progress is not None else ProgressService(client)
         self.files = ExplainFiles()
 
-    # capabilities ------------------------------------------------------------------
-    def _capability(self, path: str) -> Any:
-        value: Any = self.server.client_capabilities
-        for part in path.split("."):
-            value = getattr(value, part, None) if value is not None else None
-        return value
-
     def resolvable(self) -> bool:
-        properties = self._capability("text_document.code_action.resolve_support.properties")
-        return (
-            bool(properties)
-            and "edit" in properties
-            and bool(self._capability("text_document.code_action.data_support"))
-        )
+        return self.client.capabilities.resolves_edits
 
     def _versioned(self) -> bool:
-        return bool(self._capability("workspace.workspace_edit.document_changes"))
-
-    def _shows_documents(self) -> bool:
-        return bool(self._capability("window.show_document.support"))
+        return self.client.capabilities.versioned_edits
 
     # documents -----------------------------------------------------------------------
     def doc(self, uri: str) -> Doc:
-        snapshot = self.server.session.snapshot(uri)
+        snapshot = self.session.snapshot(uri)
         if snapshot is None:
             raise ActionError(f"unknown document {uri} (it is not open)")
         return Doc(uri, snapshot.version, snapshot.text, snapshot.language, snapshot.syntax)
-
-    @property
-    def host(self) -> EngineHost:
-        return self.server.host
-
-    @property
-    def settings(self) -> Settings:
-        return self.server.settings
 
     def _ask(self, max_new_tokens: int, work: Work, code_reply: bool = False) -> Ask:
         async def ask(messages: chat.Messages) -> str:
@@ -800,7 +789,7 @@ class ActionService:
 
     async def _with_progress(self, title: str, run: Callable[[Work], Awaitable[T]]) -> T:
         """Run model-backed work under a cancellable work-done progress titled ``title``."""
-        work = await self.server.work_progress.start(f"mmlsp: {title}")
+        work = await self.progress.start(f"mmlsp: {title}")
         outcome = "cancelled"
         try:
             result = await run(work)
@@ -826,7 +815,7 @@ class ActionService:
             params.range,
             params.context.diagnostics,
             params.context.only,
-            docstring_style=self.settings.docstring_style,
+            docstring_style=self.settings().docstring_style,
             resolvable=self.resolvable(),
         )
 
@@ -851,7 +840,7 @@ class ActionService:
                     ask = self._ask(tokens, work, code_reply=True)
                     return await fix_edit(doc, rng, str(data.get("message") or ""), ask)
                 ask = self._ask(320, work, code_reply=True)
-                return await docstring_edit(doc, rng, self.settings.docstring_style, ask)
+                return await docstring_edit(doc, rng, self.settings().docstring_style, ask)
             except EngineError as exc:
                 raise ActionError(str(exc)) from exc
 
@@ -866,7 +855,7 @@ class ActionService:
         except ActionCancelled:
             raise
         except ActionError as exc:
-            self.server.notify_user(f"{action.title}: {exc}", logging.WARNING)
+            self.client.notify_user(f"{action.title}: {exc}", logging.WARNING)
             raise
         action.edit = workspace_edit(doc, edit, self._versioned())
         return action
@@ -874,7 +863,7 @@ class ActionService:
     async def apply(self, data: Any) -> bool:
         """Compute an edit and apply it through the client (``workspace/applyEdit``)."""
         doc, edit = await self.compute_edit(data)
-        result = await self.server.workspace_apply_edit_async(
+        result = await self.client.apply_edit(
             types.ApplyWorkspaceEditParams(
                 edit=workspace_edit(doc, edit, self._versioned()), label="mmlsp"
             )
@@ -905,7 +894,7 @@ class ActionService:
         except ActionCancelled:
             raise
         except ActionError as exc:
-            self.server.notify_user(f"{command}: {exc}", logging.WARNING)
+            self.client.notify_user(f"{command}: {exc}", logging.WARNING)
             raise
 
     async def explain(self, uri: str, rng: types.Range, show: bool = True) -> str:
@@ -925,16 +914,14 @@ class ActionService:
         return markdown
 
     async def _show(self, title: str, markdown: str) -> None:
-        if self._shows_documents():
+        if self.client.capabilities.show_document:
             path = self.files.write(title.strip("`"), markdown)
             try:
-                result = await self.server.window_show_document_async(
+                result = await self.client.show_document(
                     types.ShowDocumentParams(uri=path.as_uri(), external=False, take_focus=True)
                 )
                 if getattr(result, "success", False):  # a client may even answer null
                     return
             except Exception as exc:  # a client may refuse; fall back to a message
                 log.debug("window/showDocument failed: %s", exc)
-        self.server.window_show_message(
-            types.ShowMessageParams(type=types.MessageType.Info, message=markdown)
-        )
+        self.client.show_message(markdown, types.MessageType.Info)

@@ -15,13 +15,12 @@ import logging
 import textwrap
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 import tree_sitter
 from lsprotocol import types
 
 from mmlsp import chat
-from mmlsp.engine import EngineError
+from mmlsp.engine import EngineError, EngineHost
 from mmlsp.outline import (
     called_name_at,
     definition_named_at,
@@ -32,8 +31,9 @@ from mmlsp.outline import (
     node_text,
     signature,
 )
+from mmlsp.session import Session
 from mmlsp.syntax import SyntaxDocument
-from mmlsp.workspace import WorkspaceIndex, read_source
+from mmlsp.workspace import read_source
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +66,15 @@ def definition_code(doc: SyntaxDocument, node: tree_sitter.Node, max_lines: int 
 class HoverService:
     """Finds the hovered definition and serves its cached or pending explanation."""
 
-    def __init__(self, server: Any, budget_s: float = HOVER_BUDGET_S, cache_size: int = 256):
-        self.server = server  # the MmlspServer: its workspace, syntax store and host
+    def __init__(
+        self,
+        session: Session,
+        host: EngineHost,
+        budget_s: float = HOVER_BUDGET_S,
+        cache_size: int = 256,
+    ) -> None:
+        self.session = session  # open documents, their trees, the workspace index
+        self.host = host
         self.budget_s = budget_s
         self.cache_size = cache_size
         self._cache: OrderedDict[str, str] = OrderedDict()
@@ -75,10 +82,10 @@ class HoverService:
 
     def _lookup(self, uri: str, name: str) -> tuple[str, SyntaxDocument, tree_sitter.Node] | None:
         """The definition called ``name``: in this document first, then other open ones."""
-        others = self.server.session.uris()
+        others = self.session.uris()
         uris = [uri, *(u for u in others if u != uri)]
         for candidate in uris:
-            doc = self.server.syntax.get(candidate)
+            doc = self.session.syntax.get(candidate)
             if doc is None:
                 continue
             found = find_definitions(doc.tree, doc.source, name)
@@ -90,9 +97,7 @@ class HoverService:
         self, name: str, skip: set[str]
     ) -> tuple[str, SyntaxDocument, tree_sitter.Node] | None:
         """The definition called ``name`` in a workspace file that is not open."""
-        index: WorkspaceIndex | None = getattr(self.server, "workspace_index", None)
-        if index is None:
-            return None
+        index = self.session.index
         for definition in index.definitions(name):
             if definition.uri in skip:
                 continue
@@ -109,7 +114,7 @@ class HoverService:
         self, uri: str, position: types.Position
     ) -> tuple[str, SyntaxDocument, tree_sitter.Node, types.Range] | None:
         """``(uri, document, definition, hovered range)`` at ``position``, or None."""
-        snapshot = self.server.session.snapshot(uri)
+        snapshot = self.session.snapshot(uri)
         doc = None if snapshot is None else snapshot.syntax
         if doc is None or not 0 <= position.line < doc.line_index.line_count:
             return None
@@ -148,7 +153,7 @@ class HoverService:
         markdown = base_markdown(doc, node, where)
         key = node_hash(doc.source, node, salt=doc.language)
         explanation = self.cached(key)
-        if explanation is None and self.server.host.chat_engine is not None:
+        if explanation is None and self.host.chat_engine is not None:
             explanation = await self._wait(key, doc, node)
             if explanation is None and key in self._pending:
                 markdown += f"\n\n---\n\n{PENDING_NOTE}"
@@ -179,7 +184,7 @@ class HoverService:
         messages = chat.hover_messages(language, code, name)
         try:
             reply = await chat.ask(
-                self.server.host, messages, HOVER_MAX_TOKENS, HOVER_TIMEOUT_S, background=True
+                self.host, messages, HOVER_MAX_TOKENS, HOVER_TIMEOUT_S, background=True
             )
         except EngineError as exc:
             log.debug("no hover explanation for %s: %s", name, exc)

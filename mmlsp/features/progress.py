@@ -22,6 +22,8 @@ from typing import Any
 
 from lsprotocol import types
 
+from mmlsp.features.client import Client
+
 log = logging.getLogger(__name__)
 
 # How often partial text is reported: often enough to look alive, rarely enough to
@@ -81,45 +83,30 @@ class Work:
 class ProgressService:
     """Creates progress tokens with the client and routes its cancels to the work."""
 
-    def __init__(self, server: Any) -> None:
-        self.server = server  # the MmlspServer (client capabilities, messaging)
-
-    def _supported(self) -> bool:
-        window = getattr(self.server.client_capabilities, "window", None)
-        return bool(window is not None and window.work_done_progress)
+    def __init__(self, client: Client) -> None:
+        self.client = client
 
     async def start(self, title: str, message: str = "") -> Work:
         """Begin showing ``title``; returns the Work whose ``cancel`` the user can set."""
-        if not self._supported():
+        if not self.client.capabilities.work_done_progress:
             return Work(title, None, None)
         token = f"mmlsp-work-{uuid.uuid4()}"
         try:
-            await asyncio.wait_for(
-                self.server.work_done_progress.create_async(token), CREATE_TIMEOUT_S
-            )
+            await asyncio.wait_for(self.client.create_progress(token), CREATE_TIMEOUT_S)
         except Exception as exc:  # a client may refuse or never answer: work without
             log.debug("window/workDoneProgress/create failed: %r", exc)
             return Work(title, None, None)
-        work = Work(title, self._sender(), token)
-        progress = self.server.work_done_progress
-        # pygls cancels the token's future on window/workDoneProgress/cancel.
-        if (future := progress.tokens.get(token)) is not None:
-            future.add_done_callback(lambda f: self._cancelled(work) if f.cancelled() else None)
+        work = Work(title, self._send, token)
+        self.client.on_progress_cancel(token, lambda: self._cancelled(work))
         begin = types.WorkDoneProgressBegin(title=title, message=message or None, cancellable=True)
-        progress.begin(token, begin)
+        self.client.begin_progress(token, begin)
         return work
 
-    def _sender(self) -> Callable[[Any, Any], None]:
-        progress = self.server.work_done_progress
-
-        def send(token: Any, value: Any) -> None:
-            if isinstance(value, types.WorkDoneProgressReport):
-                self.server._call_in_loop(progress.report, token, value)
-            else:
-                self.server._call_in_loop(progress.end, token, value)
-                progress.tokens.pop(token, None)  # pygls keeps every token otherwise
-
-        return send
+    def _send(self, token: Any, value: Any) -> None:
+        if isinstance(value, types.WorkDoneProgressReport):
+            self.client.report_progress(token, value)
+        else:
+            self.client.end_progress(token, value)
 
     @staticmethod
     def _cancelled(work: Work) -> None:

@@ -17,14 +17,17 @@ import logging
 import textwrap
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
 
 from mmlsp import chat
-from mmlsp.engine import EngineError
+from mmlsp.config import Settings
+from mmlsp.engine import EngineError, EngineHost
 from mmlsp.outline import line_indent, node_hash, node_text, reviewable_functions
 from mmlsp.positions import utf16_len
+from mmlsp.session import Session
 from mmlsp.syntax import SyntaxDocument
 
 log = logging.getLogger(__name__)
@@ -79,19 +82,31 @@ def findings_to_diagnostics(
 class ReviewService:
     """Runs reviews on save, caches findings by function hash, and lists the diagnostics."""
 
-    def __init__(self, server: Any, cache_size: int = 2048) -> None:
-        self.server = server  # the MmlspServer: settings, host, syntax store, publish_syntax
+    def __init__(
+        self,
+        session: Session,
+        settings: Callable[[], Settings],
+        host: EngineHost,
+        found: Callable[[str], None],
+        cache_size: int = 2048,
+    ) -> None:
+        self.session = session
+        self.settings = settings  # the current settings (they change at runtime)
+        self.host = host
+        # Called with a document's uri when a review found something in it, so that
+        # its diagnostics are published again.
+        self.found = found
         self.cache_size = cache_size
         self._findings: OrderedDict[str, list[chat.Finding]] = OrderedDict()
         self._running: dict[str, tuple[asyncio.Task[None], threading.Event]] = {}
 
     def enabled(self) -> bool:
-        mode = self.server.settings.review_on_save
-        return mode == "on" or (mode == "auto" and self.server.host.chat_is_fast())
+        mode = self.settings().review_on_save
+        return mode == "on" or (mode == "auto" and self.host.chat_is_fast())
 
     def _syntax(self, uri: str) -> SyntaxDocument | None:
         """The document's tree, if it is of the document's current text."""
-        snapshot = self.server.session.snapshot(uri)
+        snapshot = self.session.snapshot(uri)
         return None if snapshot is None else snapshot.syntax
 
     def diagnostics(self, uri: str) -> list[types.Diagnostic]:
@@ -150,7 +165,7 @@ class ReviewService:
                 return
             try:
                 reply = await chat.ask(
-                    self.server.host,
+                    self.host,
                     chat.review_messages(language, code),
                     REVIEW_MAX_TOKENS,
                     REVIEW_TIMEOUT_S,
@@ -166,4 +181,4 @@ class ReviewService:
             while len(self._findings) > self.cache_size:
                 self._findings.popitem(last=False)
             if findings:
-                self.server.publish_syntax(uri)
+                self.found(uri)
