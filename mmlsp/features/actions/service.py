@@ -1,0 +1,229 @@
+"""The action service the server delegates to: it lists actions for a document's
+snapshot, resolves a chosen one into an edit, runs the commands, and shows the
+model-backed work as cancellable progress. It sees the session, the settings, the
+engine host and the editor (the ``Client`` port), never the server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from lsprotocol import types
+
+from mmlsp import chat
+from mmlsp.config import Settings
+from mmlsp.engine import EngineError, EngineHost
+from mmlsp.features.actions.arguments import parse_location, parse_range, range_json
+from mmlsp.features.actions.check import Ask
+from mmlsp.features.actions.document import Doc
+from mmlsp.features.actions.edits import docstring_edit, fix_edit, workspace_edit
+from mmlsp.features.actions.errors import ActionCancelled, ActionError
+from mmlsp.features.actions.explain import ExplainFiles, explain_markdown
+from mmlsp.features.actions.listing import (
+    COMMAND_APPLY,
+    COMMAND_EXPLAIN,
+    COMMAND_FIX,
+    list_actions,
+)
+from mmlsp.features.actions.targets import fix_target_for
+from mmlsp.features.client import Client
+from mmlsp.features.progress import ProgressService, Work
+from mmlsp.session import Session
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ACTION_TIMEOUT_S = 180.0
+
+
+class ActionService:
+    """Actions over the open documents: listing, resolving and the commands."""
+
+    def __init__(
+        self,
+        session: Session,
+        settings: Callable[[], Settings],
+        host: EngineHost,
+        client: Client,
+        progress: ProgressService | None = None,
+    ) -> None:
+        self.session = session
+        self.settings = settings  # the current settings (they change at runtime)
+        self.host = host
+        self.client = client
+        self.progress = progress if progress is not None else ProgressService(client)
+        self.files = ExplainFiles()
+
+    def resolvable(self) -> bool:
+        return self.client.capabilities.resolves_edits
+
+    def _versioned(self) -> bool:
+        return self.client.capabilities.versioned_edits
+
+    # documents -----------------------------------------------------------------------
+    def doc(self, uri: str) -> Doc:
+        snapshot = self.session.snapshot(uri)
+        if snapshot is None:
+            raise ActionError(f"unknown document {uri} (it is not open)")
+        return Doc(uri, snapshot.version, snapshot.text, snapshot.language, snapshot.syntax)
+
+    def _ask(self, max_new_tokens: int, work: Work, code_reply: bool = False) -> Ask:
+        async def ask(messages: chat.Messages) -> str:
+            work.report("thinking…", force=True)
+            try:
+                return await chat.ask(
+                    self.host,
+                    messages,
+                    max_new_tokens,
+                    ACTION_TIMEOUT_S,
+                    cancel=work.cancel,
+                    code_reply=code_reply,
+                    on_text=work.on_text,
+                )
+            except EngineError as exc:
+                if work.cancel.is_set():
+                    raise ActionCancelled("cancelled") from exc
+                raise
+
+        return ask
+
+    async def _with_progress(self, title: str, run: Callable[[Work], Awaitable[T]]) -> T:
+        """Run model-backed work under a cancellable work-done progress titled ``title``."""
+        work = await self.progress.start(f"mmlsp: {title}")
+        outcome = "cancelled"
+        try:
+            result = await run(work)
+            outcome = "done"
+            return result
+        except ActionError as exc:
+            outcome = str(exc)
+            raise
+        except asyncio.CancelledError:
+            work.cancel.set()  # the request was cancelled: stop the model too
+            raise
+        finally:
+            work.end(outcome)
+
+    # LSP entry points ------------------------------------------------------------------
+    def code_actions(self, params: types.CodeActionParams) -> list[types.CodeAction]:
+        try:
+            doc = self.doc(params.text_document.uri)
+        except ActionError:
+            return []
+        return list_actions(
+            doc,
+            params.range,
+            params.context.diagnostics,
+            params.context.only,
+            docstring_style=self.settings().docstring_style,
+            resolvable=self.resolvable(),
+        )
+
+    async def compute_edit(self, data: Any) -> tuple[Doc, types.TextEdit]:
+        """The edit for a listed action's ``data``; ActionError says why there is none."""
+        if not isinstance(data, dict) or data.get("action") not in ("fix", "docstring"):
+            raise ActionError(f"not an mmlsp action: {data!r}")
+        doc = self.doc(str(data.get("uri")))
+        if data.get("version") is not None and data["version"] != doc.version:
+            raise ActionError("the document changed since the action was offered; try again")
+        rng = parse_range(data.get("range"))
+        if rng is None or not doc.valid(rng):
+            raise ActionError("the action's range is outside the document")
+
+        async def run(work: Work) -> types.TextEdit:
+            try:
+                if data["action"] == "fix":
+                    # Room for the target rewritten with some additions, fences included
+                    # (code runs about 3 to 4 characters a token).
+                    target = fix_target_for(doc, rng)
+                    tokens = min(1536, (target.end - target.start) // 2 + 96)
+                    ask = self._ask(tokens, work, code_reply=True)
+                    return await fix_edit(doc, rng, str(data.get("message") or ""), ask)
+                ask = self._ask(320, work, code_reply=True)
+                return await docstring_edit(doc, rng, self.settings().docstring_style, ask)
+            except EngineError as exc:
+                raise ActionError(str(exc)) from exc
+
+        title = "fixing the code" if data["action"] == "fix" else "writing the docstring"
+        return doc, await self._with_progress(title, run)
+
+    async def resolve(self, action: types.CodeAction) -> types.CodeAction:
+        if not isinstance(action.data, dict) or "action" not in action.data:
+            return action  # not one of ours to resolve (e.g. Explain, which is a command)
+        try:
+            doc, edit = await self.compute_edit(action.data)
+        except ActionCancelled:
+            raise
+        except ActionError as exc:
+            self.client.notify_user(f"{action.title}: {exc}", logging.WARNING)
+            raise
+        action.edit = workspace_edit(doc, edit, self._versioned())
+        return action
+
+    async def apply(self, data: Any) -> bool:
+        """Compute an edit and apply it through the client (``workspace/applyEdit``)."""
+        doc, edit = await self.compute_edit(data)
+        result = await self.client.apply_edit(
+            types.ApplyWorkspaceEditParams(
+                edit=workspace_edit(doc, edit, self._versioned()), label="mmlsp"
+            )
+        )
+        if not getattr(result, "applied", False):  # a client may even answer null
+            reason = getattr(result, "failure_reason", None) or "no reason given"
+            raise ActionError(f"the editor did not apply the edit: {reason}")
+        return True
+
+    async def execute(self, command: str, args: Sequence[Any]) -> Any:
+        """Run one of ``COMMANDS``; errors are shown to the user and re-raised."""
+        try:
+            if command == COMMAND_APPLY:
+                if not args:
+                    raise ActionError("mmlsp.applyAction expects the action's data")
+                return await self.apply(args[0])
+            uri, rng = parse_location(args)
+            if command == COMMAND_EXPLAIN:
+                options = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
+                return await self.explain(uri, rng, show=options.get("show", True) is not False)
+            doc = self.doc(uri)
+            if command == COMMAND_FIX:
+                problem = args[2] if len(args) > 2 and isinstance(args[2], str) else ""
+                data = {"action": "fix", "range": range_json(rng), "message": problem}
+            else:
+                data = {"action": "docstring", "range": range_json(rng)}
+            return await self.apply({**data, "uri": doc.uri, "version": doc.version})
+        except ActionCancelled:
+            raise
+        except ActionError as exc:
+            self.client.notify_user(f"{command}: {exc}", logging.WARNING)
+            raise
+
+    async def explain(self, uri: str, rng: types.Range, show: bool = True) -> str:
+        doc = self.doc(uri)
+        if not doc.valid(rng):
+            raise ActionError("the range is outside the document")
+
+        async def run(work: Work) -> tuple[str, str]:
+            try:
+                return await explain_markdown(doc, rng, self._ask(320, work))
+            except EngineError as exc:
+                raise ActionError(str(exc)) from exc
+
+        title, markdown = await self._with_progress("explaining the code", run)
+        if show:
+            await self._show(title, markdown)
+        return markdown
+
+    async def _show(self, title: str, markdown: str) -> None:
+        if self.client.capabilities.show_document:
+            path = self.files.write(title.strip("`"), markdown)
+            try:
+                result = await self.client.show_document(
+                    types.ShowDocumentParams(uri=path.as_uri(), external=False, take_focus=True)
+                )
+                if getattr(result, "success", False):  # a client may even answer null
+                    return
+            except Exception as exc:  # a client may refuse; fall back to a message
+                log.debug("window/showDocument failed: %s", exc)
+        self.client.show_message(markdown, types.MessageType.Info)
