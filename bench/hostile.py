@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmlsp.transport import Framer
+from mmlsp.lsp.transport import Framer
 
 PROBE_EVERY_S = 0.05
 # The least a case is probed for: a case that is over at once still gets a few probes.

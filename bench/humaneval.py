@@ -53,7 +53,7 @@ from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
 from mmlsp.complete import generate_completion  # noqa: E402
 from mmlsp.config import DTYPES, Settings, default_cache_dir  # noqa: E402
 from mmlsp.engine import Engine, EngineHost, GenerationRequest, LoadSpec  # noqa: E402
-from mmlsp.prompts import build_prompt  # noqa: E402
+from mmlsp.prompt.fim import build_prompt  # noqa: E402
 
 HEADING = "## HumanEval-infilling"
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")

@@ -56,8 +56,8 @@ from mmlsp.config import (  # noqa: E402
     default_cache_dir,
 )
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec  # noqa: E402
-from mmlsp.positions import position_at  # noqa: E402
 from mmlsp.syntax import SyntaxDocument  # noqa: E402
+from mmlsp.text.positions import position_at  # noqa: E402
 from tests.lsp_helpers import change_doc, lsp_session, open_doc, status, wait_for_state  # noqa: E402
 
 URI = "file:///bench/typing.py"

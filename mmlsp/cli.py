@@ -25,7 +25,7 @@ from mmlsp.config import (
     from_environment,
     merge,
 )
-from mmlsp.prompts import TEMPLATE_NAMES
+from mmlsp.prompt.fim import TEMPLATE_NAMES
 
 log = logging.getLogger("mmlsp")
 
@@ -204,7 +204,7 @@ def _read_source(path: Path, line: int, character: int) -> tuple[str | None, str
         return None, f"cannot read {path}: not UTF-8 text (byte {exc.start})"
     except OSError as exc:
         return None, f"cannot read {path}: {exc.strerror or exc}"
-    from mmlsp.positions import line_count, line_text, utf16_len
+    from mmlsp.text.positions import line_count, line_text, utf16_len
 
     lines = line_count(text)
     if line >= lines:
@@ -261,8 +261,8 @@ def run_complete(args: argparse.Namespace, settings: Settings) -> int:
 
     from mmlsp.complete import generate_completion
     from mmlsp.engine import EngineHost, LoadSpec
-    from mmlsp.positions import offset_at
     from mmlsp.syntax import language_for
+    from mmlsp.text.positions import offset_at
 
     position = types.Position(line=args.line, character=args.character)
     if not hasattr(args, "time_budget_ms"):
@@ -331,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(args: Any, settings: Settings) -> int:
+    from mmlsp.lsp.server import create_server
     from mmlsp.memory import limit_malloc_arenas
-    from mmlsp.server import create_server
 
     route_transformers_logs()
     limit_malloc_arenas()

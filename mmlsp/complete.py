@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmlsp.config import Settings
-from mmlsp.context import CursorContext, TokenCounter, build_context
-from mmlsp.crossfile import cross_file_pieces
+from mmlsp.context.window import CursorContext, TokenCounter, build_context
+from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.engine import EngineHost, GenerationRequest, GenerationResult
 from mmlsp.postprocess import finish_why, replace_suffix_chars, stop_at
-from mmlsp.prompts import FimTemplate, build_prompt, render_context
-from mmlsp.shape import CLOSERS
+from mmlsp.prompt.crossfile import cross_file_pieces
+from mmlsp.prompt.fim import FimTemplate, build_prompt, render_context
 from mmlsp.syntax import SyntaxDocument
-from mmlsp.workspace import WorkspaceIndex
+from mmlsp.syntax.shape import CLOSERS
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ BUILTIN_MODEL = "builtin:gemma-3-270m"
 # A small instruction-tuned model for chat (actions, hover, review), as chatModel.
 BUILTIN_CHAT_MODEL = "builtin:smollm2-135m-instruct"
 # The FIM templates a user may name (fimTemplate, --fim-template). Declared here, the
-# foundation, so that settings need no prompt code; mmlsp.prompts, which defines the
+# foundation, so that settings need no prompt code; mmlsp.prompt.fim, which defines the
 # templates, re-exports it and checks at import that it names exactly those.
 TEMPLATE_NAMES: tuple[str, ...] = (
     "qwen",

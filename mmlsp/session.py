@@ -17,10 +17,10 @@ from typing import Any
 
 from lsprotocol import types
 
-from mmlsp.documents import apply_changes
+from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.syntax import SyntaxDocument
-from mmlsp.syntax_store import SyntaxStore
-from mmlsp.workspace import WorkspaceIndex
+from mmlsp.syntax.store import SyntaxStore
+from mmlsp.text.changes import apply_changes
 
 
 @dataclass(frozen=True)

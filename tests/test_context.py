@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from mmlsp.context import WINDOW_SNAP_LINES, build_context
-from mmlsp.prompts import build_prompt, template_by_name
+from mmlsp.context.window import WINDOW_SNAP_LINES, build_context
+from mmlsp.prompt.fim import build_prompt, template_by_name
 from mmlsp.syntax import SyntaxDocument
 
 
@@ -78,7 +78,7 @@ def test_offset_is_clamped() -> None:
 
 
 def test_an_overlong_cursor_line_is_cut_to_the_budget():
-    from mmlsp.context import build_context
+    from mmlsp.context.window import build_context
 
     line = "x = '" + "a" * 200_000
     ctx = build_context(

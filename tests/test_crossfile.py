@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from mmlsp.complete import prepare_prompt
 from mmlsp.config import Settings
-from mmlsp.context import build_context
-from mmlsp.crossfile import (
+from mmlsp.context.window import build_context
+from mmlsp.context.workspace import WorkspaceIndex
+from mmlsp.prompt.crossfile import (
     Candidate,
     cross_file_pieces,
     jaccard,
     names_near_cursor,
     select,
 )
-from mmlsp.prompts import QWEN, ContextPiece
-from mmlsp.workspace import WorkspaceIndex
+from mmlsp.prompt.fim import QWEN, ContextPiece
 
 HELPERS = '''def parse_row(line: str) -> list[str]:
     """Split one CSV line."""

@@ -12,9 +12,9 @@ from pathlib import Path
 from lsprotocol import types
 
 from mmlsp.config import Settings
+from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.features.completion import Completions, completion_items, inline_items
-from mmlsp.syntax_store import SyntaxStore
-from mmlsp.workspace import WorkspaceIndex
+from mmlsp.syntax.store import SyntaxStore
 from tests.scripted_engine import ScriptedEngine, scripted_host
 
 SETTINGS = Settings(debounce_max_ms=0)

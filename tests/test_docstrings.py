@@ -13,10 +13,10 @@ import pytest
 from lsprotocol import types
 
 from mmlsp import chat
-from mmlsp.docstrings import parse_reply, render_body, render_literal, skeleton
 from mmlsp.features.actions import ActionError, Doc, docstring_edit
-from mmlsp.outline import definition_facts, enclosing_definition
+from mmlsp.prompt.docstrings import parse_reply, render_body, render_literal, skeleton
 from mmlsp.syntax import SyntaxDocument
+from mmlsp.syntax.outline import definition_facts, enclosing_definition
 from tests.scripted_engine import ScriptedEngine, scripted_host
 
 REPLY = "Do the thing.\n\nArgs:\n    a: the first value\n"

@@ -9,7 +9,7 @@ import pytest
 
 from mmlsp.engine import EngineError, EngineHost, GenerationRequest, LoadSpec
 from mmlsp.engine.loading import resolve
-from mmlsp.prompts import build_prompt
+from mmlsp.prompt.fim import build_prompt
 
 PROMPT_TEXT = "import os\nx = os.path."
 
@@ -128,7 +128,7 @@ async def test_warm_up_runs_on_the_generation_thread(tmp_path):
 def test_token_counts_are_remembered_and_exact(host):
     """Context fitting counts every window line per keystroke; a typed character
     should cost one new count (the cursor's line), each still the tokenizer's own."""
-    from mmlsp.context import build_context
+    from mmlsp.context.window import build_context
 
     engine = host.engine
     text = "import os\n" + "".join(f"value_{i} = os.path.join('a', 'b{i}')\n" for i in range(60))

@@ -8,11 +8,11 @@ from lsprotocol import types
 from mmlsp import chat
 from mmlsp.complete import empty_reason, warm_offset
 from mmlsp.config import Settings
-from mmlsp.context import build_context
-from mmlsp.documents import edit_end
+from mmlsp.context.window import build_context
 from mmlsp.engine import GenerationResult
 from mmlsp.features.progress import Work, preview
 from mmlsp.postprocess import finish, finish_why
+from mmlsp.text.changes import edit_end
 
 
 def result(text: str, reason: str = "eos") -> GenerationResult:

@@ -15,7 +15,7 @@ from mmlsp.engine.base import EngineError
 from mmlsp.engine.kvcache import PrefixCache, common_prefix, seq_length
 from mmlsp.engine.local import LocalEngine
 from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
-from mmlsp.prompts import QWEN
+from mmlsp.prompt.fim import QWEN
 
 SOURCE = '''import os
 

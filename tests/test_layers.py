@@ -6,7 +6,7 @@ every ``import``/``from ... import`` in ``mmlsp/`` and ``bench/``, at module lev
 function, or under ``TYPE_CHECKING`` alike. Two rules:
 
 * **layers**: a module may import its own layer and the layers below it, never one above;
-* **features are the server's**: only ``mmlsp.server`` (and the features themselves)
+* **features are the server's**: only ``mmlsp.lsp.server`` (and the features themselves)
   import ``mmlsp.features``; whatever else needs a feature's logic (the CLI, the
   benchmarks) needs it moved below the features.
 
@@ -26,18 +26,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lowest first. A name covers the module and, for a package, everything in it.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    # Everyone may import these: the package's version, LSP positions and offsets,
-    # the settings (with the names they accept), and the process's memory hygiene.
-    ("foundation", ("mmlsp", "mmlsp.positions", "mmlsp.config", "mmlsp.memory")),
-    # Document text: LSP content changes applied with exact semantics.
-    ("document", ("mmlsp.documents",)),
+    # Everyone may import these: the package's version, the settings (with the names
+    # they accept), and the process's memory hygiene.
+    ("foundation", ("mmlsp", "mmlsp.config", "mmlsp.memory")),
+    # Document text: LSP positions and offsets; content changes applied exactly.
+    ("text", ("mmlsp.text",)),
     # Syntax trees and what is read off them: parsing, the open documents' trees, the
     # lexical shape of a completion, definitions and their facts.
-    ("syntax", ("mmlsp.syntax", "mmlsp.syntax_store", "mmlsp.shape", "mmlsp.outline")),
+    ("syntax", ("mmlsp.syntax",)),
     # What the model is shown: the text around the cursor, the workspace's definitions.
-    ("context", ("mmlsp.context", "mmlsp.workspace")),
+    ("context", ("mmlsp.context",)),
     # Prompts: FIM templates, cross-file snippets, docstring skeletons.
-    ("prompt", ("mmlsp.prompts", "mmlsp.crossfile", "mmlsp.docstrings")),
+    ("prompt", ("mmlsp.prompt",)),
     # Models: local and remote engines, their host, template detection.
     ("engine", ("mmlsp.engine",)),
     # From model output to a result: the completion filters; the chat prompts and
@@ -53,14 +53,14 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # One module per LSP capability: completion, actions, hover, review, diagnostics.
     ("features", ("mmlsp.features",)),
     # The LSP server: the handler table and the wire.
-    ("server", ("mmlsp.server", "mmlsp.transport")),
+    ("server", ("mmlsp.lsp",)),
     # Entry points.
     ("entry", ("mmlsp.cli", "mmlsp.__main__")),
 )
 # Outside mmlsp/: the benchmarks sit above everything (only the features rule applies).
 TOOLS = ("bench",)
 # Who may import mmlsp.features from outside it.
-FEATURE_USERS = frozenset({"mmlsp.server"})
+FEATURE_USERS = frozenset({"mmlsp.lsp.server"})
 
 # (importer, imported): each needs a move larger than one line. Remove an entry with
 # the move that fixes it; a new violation is never added here without a reason.
@@ -166,17 +166,17 @@ def test_known_violations_still_exist() -> None:
 
 def test_the_rules_catch_a_back_import() -> None:
     graph = {
-        "mmlsp.config": {"mmlsp.prompts"},  # foundation -> prompt
+        "mmlsp.config": {"mmlsp.prompt.fim"},  # foundation -> prompt
         "mmlsp.engine.host": {"mmlsp.postprocess"},  # engine -> post-process
-        "mmlsp.context": {"mmlsp.features.completion"},  # both rules
+        "mmlsp.context.window": {"mmlsp.features.completion"},  # both rules
         "mmlsp.features.completion": {"mmlsp.engine", "mmlsp.features.debounce"},  # fine
-        "mmlsp.server": {"mmlsp.features.completion"},  # fine
+        "mmlsp.lsp.server": {"mmlsp.features.completion"},  # fine
         "bench.latency": {"mmlsp.engine", "mmlsp.features.completion"},
     }
     assert set(violations(graph)) == {
-        ("mmlsp.config", "mmlsp.prompts"),
+        ("mmlsp.config", "mmlsp.prompt.fim"),
         ("mmlsp.engine.host", "mmlsp.postprocess"),
-        ("mmlsp.context", "mmlsp.features.completion"),
+        ("mmlsp.context.window", "mmlsp.features.completion"),
         ("bench.latency", "mmlsp.features.completion"),
     }
 

@@ -34,7 +34,7 @@ from mmlsp.engine.openai import (
     should_retry,
     template_from_name,
 )
-from mmlsp.prompts import ContextPiece, build_prompt, render_context
+from mmlsp.prompt.fim import ContextPiece, build_prompt, render_context
 from tests.llama_server import FakeRequest, FakeServer, completion_chunk, refused_port
 
 # -- SSE ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for mmlsp.positions: LSP UTF-16 positions, offsets and tree-sitter coordinates."""
+"""Tests for mmlsp.text.positions: LSP UTF-16 positions, offsets and tree-sitter coordinates."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lsprotocol import types
 
-from mmlsp import positions
-from mmlsp.documents import FEW_CHANGES, apply_change, apply_changes
-from mmlsp.positions import (
+from mmlsp.text import positions
+from mmlsp.text.changes import FEW_CHANGES, apply_change, apply_changes
+from mmlsp.text.positions import (
     LineIndex,
     byte_to_offset,
     encode_utf8,

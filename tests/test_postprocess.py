@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import mmlsp.postprocess
-from mmlsp.context import CursorContext, build_context
+from mmlsp.context.window import CursorContext, build_context
 from mmlsp.postprocess import FILTERS, PIPELINE, STOP_RULES, finish, replace_suffix_chars
 
 GOLDEN = Path(__file__).parent / "golden" / "postprocess"

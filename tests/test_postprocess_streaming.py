@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mmlsp.context import CursorContext, build_context
+from mmlsp.context.window import CursorContext, build_context
 from mmlsp.postprocess import finish, stop_at
 
 

@@ -8,7 +8,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from mmlsp.prompts import (
+from mmlsp.prompt.fim import (
     CODELLAMA,
     MIDDLE_SNAP_LINES,
     QWEN,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mmlsp.shape import GENERIC, PYTHON, BracketEvent, ScanState, decide_shape, scan
 from mmlsp.syntax import parse
+from mmlsp.syntax.shape import GENERIC, PYTHON, BracketEvent, ScanState, decide_shape, scan
 
 # (description, document with "§" at the cursor, language, mode, open brackets, quote)
 SHAPES = [

@@ -11,7 +11,6 @@ import tree_sitter_python
 from lsprotocol import types as lsp
 
 from mmlsp import syntax
-from mmlsp.positions import line_count, offset_at
 from mmlsp.syntax import (
     SyntaxDocument,
     SyntaxProblem,
@@ -24,6 +23,7 @@ from mmlsp.syntax import (
     supported_languages,
     syntax_problems,
 )
+from mmlsp.text.positions import line_count, offset_at
 
 
 def rng_(sl: int, sc: int, el: int, ec: int) -> lsp.Range:
@@ -342,8 +342,8 @@ def test_many_changes_in_one_notification_parse_once(monkeypatch) -> None:
     from lsprotocol import types as lsp
 
     import mmlsp.syntax as syntax
-    from mmlsp.documents import apply_changes
-    from mmlsp.syntax_store import MANY_CHANGES, SyntaxStore
+    from mmlsp.syntax.store import MANY_CHANGES, SyntaxStore
+    from mmlsp.text.changes import apply_changes
 
     text = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(300))
     rng = random.Random(7)

@@ -9,9 +9,9 @@ import threading
 from lsprotocol import types
 
 import mmlsp.syntax as syntax
-from mmlsp.documents import apply_changes
 from mmlsp.syntax import languages
-from mmlsp.syntax_store import INLINE_MAX_CHARS, SyntaxStore
+from mmlsp.syntax.store import INLINE_MAX_CHARS, SyntaxStore
+from mmlsp.text.changes import apply_changes
 
 URI = "file:///big.py"
 

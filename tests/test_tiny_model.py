@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from mmlsp.prompts import detect_template
+from mmlsp.prompt.fim import detect_template
 from tests.tiny_model import SPECIAL_TOKENS, build_tiny_model, write_tiny_gguf
 
 # Spaces, tabs, trailing blanks, blank lines, CRLF and non-ASCII (already NFC:

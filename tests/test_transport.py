@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlsp.transport import MAX_MESSAGE_BYTES, Framer
+from mmlsp.lsp.transport import MAX_MESSAGE_BYTES, Framer
 
 
 def message(msg_id: int, method: str = "mmlsp/status", **extra) -> bytes:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lsprotocol import types
 
-from mmlsp.workspace import WorkspaceIndex, extract_definitions, workspace_roots
+from mmlsp.context.workspace import WorkspaceIndex, extract_definitions, workspace_roots
 
 UTIL = '''"""Helpers."""
 import os

@@ -47,8 +47,8 @@ from mmlsp.engine.factory import (
 from mmlsp.engine.slot import Done, EngineSlot, Status
 from mmlsp.engine.spec import LoadSpec
 from mmlsp.memory import IdleTrim, release_free_memory
-from mmlsp.positions import scrub_surrogates
-from mmlsp.prompts import FimTemplate
+from mmlsp.prompt.fim import FimTemplate
+from mmlsp.text.positions import scrub_surrogates
 
 # Defined in the modules this one was split into; importable from here as before.
 __all__ = ["EngineHost", "LoadSpec", "Status", "local_engine_factory", "monotonic"]

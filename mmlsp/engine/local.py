@@ -56,7 +56,7 @@ from mmlsp.engine.modes import (
     text_config,
 )
 from mmlsp.engine.tokens import PromptEncoder
-from mmlsp.positions import scrub_surrogates
+from mmlsp.text.positions import scrub_surrogates
 
 log = logging.getLogger(__name__)
 

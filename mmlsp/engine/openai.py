@@ -54,7 +54,7 @@ from mmlsp.engine.spec import RemoteSpec
 from mmlsp.engine.sse import SSEDecoder, SSEEvent, parse_event
 from mmlsp.engine.stream import Exchange, Stream, run_stream
 from mmlsp.engine.templates import TemplateEvidence, template_from_name
-from mmlsp.prompts import FimPrompt, FimTemplate
+from mmlsp.prompt.fim import FimPrompt, FimTemplate
 
 # Defined in the modules this one was split into; importable from here as before.
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from mmlsp.engine.base import Engine, EngineError
 from mmlsp.engine.spec import LoadSpec
 from mmlsp.engine.templates import check_setting
-from mmlsp.prompts import FimTemplate
+from mmlsp.prompt.fim import FimTemplate
 
 log = logging.getLogger(__name__)
 

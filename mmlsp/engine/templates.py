@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from mmlsp.prompts import (
+from mmlsp.prompt.fim import (
     TEMPLATE_NAMES,
     FimTemplate,
     detect_template,

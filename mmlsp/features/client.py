@@ -5,7 +5,7 @@ Features never hold the server. What they need from the editor goes through the
 and show work-done progress. What the editor supports is resolved once, at
 ``initialize``, into ``ClientCapabilities``, so a feature asks a yes/no question
 instead of walking lsprotocol's optional structure. The LSP server implements the
-port over pygls (``mmlsp.server.EditorClient``); tests implement it with a fake.
+port over pygls (``mmlsp.lsp.server.EditorClient``); tests implement it with a fake.
 """
 
 from __future__ import annotations

@@ -31,14 +31,14 @@ from lsprotocol import types
 
 from mmlsp.complete import complete, replace_chars_at
 from mmlsp.config import Settings
+from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.engine import EngineHost, GenerationResult
 from mmlsp.features.debounce import TypingPace
 from mmlsp.features.jobs import Job, consume_error
 from mmlsp.features.typeahead import Entry, TypeaheadCache, remainder, typed_since
 from mmlsp.features.warming import Warmups
-from mmlsp.positions import offset_at
 from mmlsp.syntax import SyntaxDocument
-from mmlsp.workspace import WorkspaceIndex
+from mmlsp.text.positions import offset_at
 
 Source = Literal["model", "typeahead", "inflight", "speculative"]
 

@@ -1,7 +1,7 @@
 """Hover: a short AI explanation of a function or class, computed in the background.
 
 Hovering a definition's name, or a call to a function or class defined in an open
-document (or, through ``mmlsp.workspace``, in a workspace file), answers at once
+document (or, through ``mmlsp.context.workspace``, in a workspace file), answers at once
 with the signature and docstring. The explanation is asked of the chat model in the
 background and cached by a hash of the definition's text:
 if it is ready within a short budget it is part of this answer, otherwise of the next
@@ -20,8 +20,11 @@ import tree_sitter
 from lsprotocol import types
 
 from mmlsp import chat
+from mmlsp.context.workspace import read_source
 from mmlsp.engine import EngineError, EngineHost
-from mmlsp.outline import (
+from mmlsp.session import Session
+from mmlsp.syntax import SyntaxDocument
+from mmlsp.syntax.outline import (
     called_name_at,
     definition_named_at,
     docstring_text,
@@ -31,9 +34,6 @@ from mmlsp.outline import (
     node_text,
     signature,
 )
-from mmlsp.session import Session
-from mmlsp.syntax import SyntaxDocument
-from mmlsp.workspace import read_source
 
 log = logging.getLogger(__name__)
 

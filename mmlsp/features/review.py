@@ -25,10 +25,10 @@ from lsprotocol import types
 from mmlsp import chat
 from mmlsp.config import Settings
 from mmlsp.engine import EngineError, EngineHost
-from mmlsp.outline import line_indent, node_hash, node_text, reviewable_functions
-from mmlsp.positions import utf16_len
 from mmlsp.session import Session
 from mmlsp.syntax import SyntaxDocument
+from mmlsp.syntax.outline import line_indent, node_hash, node_text, reviewable_functions
+from mmlsp.text.positions import utf16_len
 
 log = logging.getLogger(__name__)
 

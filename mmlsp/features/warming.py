@@ -19,10 +19,10 @@ from dataclasses import replace
 
 from mmlsp.complete import complete, warm_offset
 from mmlsp.config import Settings
+from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.engine import EngineHost
 from mmlsp.features.jobs import consume_error
 from mmlsp.syntax import SyntaxDocument
-from mmlsp.workspace import WorkspaceIndex
 
 # A warm-up may take its time: it runs while the user is not waiting for anything.
 WARM_BUDGET_MS = 60_000

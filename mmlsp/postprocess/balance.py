@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
-from mmlsp.shape import BracketEvent, ScanState, scan
+from mmlsp.context.window import CursorContext
+from mmlsp.syntax.shape import BracketEvent, ScanState, scan
 
 
 def stop_at_balance(text: str, ctx: CursorContext, final: bool = True) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 
 Filter = Callable[[str, CursorContext], str | None]
 StopRule = Callable[[str, CursorContext, bool], int | None]

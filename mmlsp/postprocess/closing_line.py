@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 from mmlsp.postprocess.lines import next_suffix_line
-from mmlsp.shape import BracketEvent, ScanState, scan
+from mmlsp.syntax.shape import BracketEvent, ScanState, scan
 
 
 def drop_duplicate_closing_line(text: str, ctx: CursorContext) -> str | None:

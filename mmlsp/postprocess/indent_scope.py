@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 from mmlsp.postprocess.lines import Line, cut_after, cut_before, next_suffix_line, split_lines
-from mmlsp.shape import CLOSERS, Lexicon, indent_width
+from mmlsp.syntax.shape import CLOSERS, Lexicon, indent_width
 
 _DEFINITION_LINE = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]")
 

@@ -6,7 +6,7 @@ its last, so no filter in between has to know about ``\\r\\n`` or ``\\r``.
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 
 
 def normalize_line_endings(text: str, ctx: CursorContext) -> str | None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mmlsp.context import CursorContext
-from mmlsp.shape import ScanState, indent_width, scan
+from mmlsp.context.window import CursorContext
+from mmlsp.syntax.shape import ScanState, indent_width, scan
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import tree_sitter
 
-from mmlsp.context import CursorContext
-from mmlsp.positions import encode_utf8, offset_to_byte, ts_point_after, ts_point_at
+from mmlsp.context.window import CursorContext
 from mmlsp.postprocess.replace_range import replace_suffix_chars
 from mmlsp.syntax import get_parser, iter_problem_nodes
+from mmlsp.text.positions import encode_utf8, offset_to_byte, ts_point_after, ts_point_at
 
 
 def check_parse(text: str, ctx: CursorContext) -> str | None:

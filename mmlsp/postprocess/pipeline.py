@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 from mmlsp.postprocess.balance import stop_at_balance
 from mmlsp.postprocess.base import Filter, StopRule
 from mmlsp.postprocess.block_length import limit_block_length

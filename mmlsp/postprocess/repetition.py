@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 from mmlsp.postprocess.lines import cut_before, split_lines
 
 # Identical consecutive lines needed before the run counts as a loop; a repeated

@@ -7,8 +7,8 @@ Not a filter: ``replace_suffix_chars`` is asked by the completion feature (and b
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
-from mmlsp.shape import CLOSERS, OPENERS, BracketEvent, Lexicon, ScanState, scan
+from mmlsp.context.window import CursorContext
+from mmlsp.syntax.shape import CLOSERS, OPENERS, BracketEvent, Lexicon, ScanState, scan
 
 _QUOTE_CHARS = "\"'`"
 

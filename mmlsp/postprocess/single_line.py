@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 
 
 def stop_at_line_end(text: str, ctx: CursorContext, final: bool = True) -> int | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
-from mmlsp.shape import ScanState, scan
+from mmlsp.context.window import CursorContext
+from mmlsp.syntax.shape import ScanState, scan
 
 
 def trim_suffix_overlap(text: str, ctx: CursorContext) -> str | None:

@@ -7,7 +7,7 @@ run over lines, decorators, ``else`` branches).
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 from mmlsp.postprocess.lines import cut_before, split_lines
 from mmlsp.syntax import PYTHON_COMPOUND_STATEMENTS, parse
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 
 # Shorter suggestions (after stripping) are not worth the distraction.
 MIN_LENGTH = 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mmlsp.context import CursorContext
+from mmlsp.context.window import CursorContext
 
 
 def cut_undecodable(text: str, ctx: CursorContext) -> str | None:

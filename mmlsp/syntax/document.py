@@ -12,7 +12,11 @@ from collections.abc import Sequence
 import tree_sitter
 from lsprotocol import types as lsp
 
-from mmlsp.positions import (
+# Parsers are looked up through their module at each parse, so replacing
+# ``languages.get_parser`` or ``parse_source`` (tests spy on and count parses) reaches
+# documents too.
+from mmlsp.syntax import languages
+from mmlsp.text.positions import (
     LineIndex,
     encode_utf8,
     offset_at,
@@ -21,11 +25,6 @@ from mmlsp.positions import (
     ts_point_at,
     utf8_len,
 )
-
-# Parsers are looked up through their module at each parse, so replacing
-# ``languages.get_parser`` or ``parse_source`` (tests spy on and count parses) reaches
-# documents too.
-from mmlsp.syntax import languages
 
 
 class SyntaxDocument:

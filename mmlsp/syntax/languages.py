@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 import tree_sitter
 import tree_sitter_python
 
-from mmlsp.positions import encode_utf8
+from mmlsp.text.positions import encode_utf8
 
 # Registry key -> factory of the grammar's language capsule.
 _GRAMMARS: dict[str, Callable[[], object]] = {"python": tree_sitter_python.language}

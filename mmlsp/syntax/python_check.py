@@ -16,9 +16,9 @@ from typing import Any
 
 from lsprotocol import types as lsp
 
-from mmlsp.positions import LineIndex, index_to_utf16, line_count, scrub_surrogates
 from mmlsp.syntax.document import SyntaxDocument
 from mmlsp.syntax.problems import SyntaxProblem
+from mmlsp.text.positions import LineIndex, index_to_utf16, line_count, scrub_surrogates
 
 # CPython checks Python documents up to this many characters; larger ones get
 # tree-sitter's problems only. On a busy 2-core machine (load 7) the first check of a

@@ -13,8 +13,8 @@ from mmlsp import chat
 from mmlsp.features.actions.document import Doc
 from mmlsp.features.actions.errors import ActionError
 from mmlsp.features.actions.targets import Target
-from mmlsp.outline import definitions, find_definitions, node_text
 from mmlsp.syntax import SyntaxDocument, syntax_problems
+from mmlsp.syntax.outline import definitions, find_definitions, node_text
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
-from mmlsp.positions import LineIndex, encode_utf8
 from mmlsp.syntax import SyntaxDocument
+from mmlsp.text.positions import LineIndex, encode_utf8
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from lsprotocol import types
 
 from mmlsp import chat
-from mmlsp.docstrings import parse_reply, render_body, render_literal, skeleton
 from mmlsp.features.actions.check import Ask, Rejected, checked_replacement
 from mmlsp.features.actions.document import Doc
 from mmlsp.features.actions.errors import ActionError
@@ -23,7 +22,9 @@ from mmlsp.features.actions.targets import (
     indent_at,
     truncate_lines,
 )
-from mmlsp.outline import (
+from mmlsp.prompt.docstrings import parse_reply, render_body, render_literal, skeleton
+from mmlsp.syntax import parse
+from mmlsp.syntax.outline import (
     DEFINITIONS,
     definition_facts,
     docstring_slot,
@@ -33,7 +34,6 @@ from mmlsp.outline import (
     node_text,
     with_decorators,
 )
-from mmlsp.syntax import parse
 
 
 def only_target_definition(reply: str, original: str, language: str | None) -> str:

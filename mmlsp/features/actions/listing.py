@@ -11,7 +11,7 @@ from lsprotocol import types
 from mmlsp.features.actions.arguments import range_json
 from mmlsp.features.actions.document import Doc
 from mmlsp.features.actions.targets import header_definition, on_definition_name
-from mmlsp.outline import docstring_node
+from mmlsp.syntax.outline import docstring_node
 
 COMMAND_FIX = "mmlsp.fix"
 COMMAND_ADD_DOCSTRING = "mmlsp.addDocstring"

@@ -12,7 +12,7 @@ from typing import Any
 from lsprotocol import types
 
 from mmlsp.features.actions.document import Doc
-from mmlsp.outline import (
+from mmlsp.syntax.outline import (
     definition_named_at,
     enclosing_definition,
     enclosing_statement,

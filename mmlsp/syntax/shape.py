@@ -27,7 +27,7 @@ from typing import Literal
 
 import tree_sitter
 
-from mmlsp.positions import encode_utf8, offset_to_byte
+from mmlsp.text.positions import encode_utf8, offset_to_byte
 
 Mode = Literal["single", "multi", "balance", "line"]
 

@@ -31,9 +31,9 @@ from urllib.parse import unquote, urlparse
 import tree_sitter
 from lsprotocol import types
 
-from mmlsp.outline import docstring_text, signature
-from mmlsp.positions import encode_utf8
 from mmlsp.syntax import get_language, parse
+from mmlsp.syntax.outline import docstring_text, signature
+from mmlsp.text.positions import encode_utf8
 
 log = logging.getLogger(__name__)
 

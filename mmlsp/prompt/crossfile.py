@@ -1,7 +1,7 @@
 """Choosing the cross-file snippets that go at the start of a completion prompt.
 
 Candidates, best first: the definitions (signature plus docstring) of names used near
-the cursor that other files define (from ``mmlsp.workspace``), nearest use first; then
+the cursor that other files define (from ``mmlsp.context.workspace``), nearest use first; then
 regions recently edited in other open documents, newest first. Near-duplicates are
 dropped by Jaccard similarity of their identifier sets (of each other, and of the
 text around the cursor, which the model sees anyway), and the rest are taken in rank
@@ -20,9 +20,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mmlsp.context import CursorContext
-from mmlsp.prompts import ContextPiece, FimTemplate, comment_header
-from mmlsp.workspace import WorkspaceIndex
+from mmlsp.context.window import CursorContext
+from mmlsp.context.workspace import WorkspaceIndex
+from mmlsp.prompt.fim import ContextPiece, FimTemplate, comment_header
 
 TokenCounter = Callable[[str], int]
 

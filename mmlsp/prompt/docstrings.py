@@ -1,7 +1,7 @@
 """Docstrings in the google, numpy and reST styles: skeletons, reply parsing, rendering.
 
 The model is shown a skeleton in the configured style that lists exactly the
-parameters, return value and exceptions the code has (``mmlsp.outline`` finds them),
+parameters, return value and exceptions the code has (``mmlsp.syntax.outline`` finds them),
 and asked to fill it in. Its reply is only mined for prose: the summary and one
 description per item. The docstring itself is always rendered here, so its
 structure, its style and the items it lists never depend on the model's obedience.
@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from mmlsp.outline import DefinitionFacts
+from mmlsp.syntax.outline import DefinitionFacts
 
 STYLES = ("google", "numpy", "rest")
 _MAX_SUMMARY = 120

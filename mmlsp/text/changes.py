@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from lsprotocol import types
 
-from mmlsp.positions import (
+from mmlsp.text.positions import (
     BREAK,
     offset_at,
     split_lines,

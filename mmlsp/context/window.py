@@ -4,7 +4,7 @@ This module owns ``CursorContext``: the prompt's prefix and suffix (whole lines,
 nearest first, fitted to token budgets), the cursor's line, and what the filters in
 ``mmlsp.postprocess`` need to judge a suggestion (the whole text, the cursor offset,
 the language and its syntax tree, the line ending, and the completion ``Shape`` from
-``mmlsp.shape``). Pure functions over the document text; token counts come from a
+``mmlsp.syntax.shape``). Pure functions over the document text; token counts come from a
 callable so this module does not depend on any model.
 
 Two things here exist for the KV prefix cache (reuse is by longest common token
@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import tree_sitter
 
-from mmlsp.positions import encode_utf8, offset_to_byte
-from mmlsp.shape import Lexicon, Mode, Shape, decide_shape, indent_width, lexicon_for
 from mmlsp.syntax import SyntaxDocument, parse, supported_languages
+from mmlsp.syntax.shape import Lexicon, Mode, Shape, decide_shape, indent_width, lexicon_for
+from mmlsp.text.positions import encode_utf8, offset_to_byte
 
 TokenCounter = Callable[[str], int]
 

@@ -25,9 +25,9 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.protocol.json_rpc import MsgId
 
-from mmlsp import __version__, transport
+from mmlsp import __version__
 from mmlsp.config import Settings, merge
-from mmlsp.documents import edit_end
+from mmlsp.context.workspace import workspace_roots
 from mmlsp.engine import EngineError, EngineHost, GenerationFailed, LoadSpec, Status
 from mmlsp.features.actions import COMMANDS, KINDS, ActionService
 from mmlsp.features.client import ClientCapabilities
@@ -41,10 +41,11 @@ from mmlsp.features.diagnostics import syntax_diagnostics
 from mmlsp.features.hover import HoverService
 from mmlsp.features.progress import ProgressService
 from mmlsp.features.review import ReviewService
-from mmlsp.positions import offset_at
+from mmlsp.lsp import transport
 from mmlsp.session import Session
-from mmlsp.syntax_store import INLINE_MAX_CHARS
-from mmlsp.workspace import workspace_roots
+from mmlsp.syntax.store import INLINE_MAX_CHARS
+from mmlsp.text.changes import edit_end
+from mmlsp.text.positions import offset_at
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""The LSP side: the handler table (``server``) and the wire (``transport``)."""

@@ -1,0 +1,1 @@
+"""Prompts: fill-in-the-middle templates, cross-file snippets, docstring skeletons."""

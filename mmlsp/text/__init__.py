@@ -1,0 +1,1 @@
+"""Text: LSP positions and offsets, and applying content changes to a document."""
