@@ -5,7 +5,7 @@ torch's pool) gets its own malloc arena by default, and memory freed by tensors,
 prompts and parse trees can stay fragmented across them. This module caps the arenas
 and gives freed pages back to the system when the worker is idle. Both are no-ops
 where libc is not glibc. (The soak's steady RSS growth was not the allocator but
-pygls keeping a future per notification; server.MmlspProtocol stops that.)
+pygls keeping a future per notification; lsp.protocol.MmlspProtocol stops that.)
 """
 
 from __future__ import annotations

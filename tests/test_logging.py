@@ -138,7 +138,7 @@ def test_info_goes_to_the_editor_and_stderr_stays_for_problems(tiny_model_dir, t
     assert stderr == "", stderr
     assert client.proc.returncode == 0
     # --log-file still gets everything at the chosen level.
-    assert "INFO mmlsp.lsp.server: model" in log_file.read_text()
+    assert "INFO mmlsp.features.loading: model" in log_file.read_text()
 
 
 def test_debug_level_sends_debug_lines_as_log(tiny_model_dir, tmp_path):

@@ -5,7 +5,7 @@ Features never hold the server. What they need from the editor goes through the
 and show work-done progress. What the editor supports is resolved once, at
 ``initialize``, into ``ClientCapabilities``, so a feature asks a yes/no question
 instead of walking lsprotocol's optional structure. The LSP server implements the
-port over pygls (``mmlsp.lsp.server.EditorClient``); tests implement it with a fake.
+port over pygls (``mmlsp.lsp.editor.EditorClient``); tests implement it with a fake.
 """
 
 from __future__ import annotations
@@ -81,6 +81,10 @@ class Client(Protocol):
 
     def on_progress_cancel(self, token: str, cancelled: Callable[[], None]) -> None:
         """Call ``cancelled`` when the user cancels the progress ``token``."""
+
+    def announce_progress(self, token: str, value: types.WorkDoneProgressBegin) -> None:
+        """``window/workDoneProgress/create`` without waiting for the answer, then the
+        first ``$/progress``: for work that starts whether or not the client agrees."""
 
     def begin_progress(self, token: str, value: types.WorkDoneProgressBegin) -> None:
         """The first ``$/progress`` of a created token."""
