@@ -54,7 +54,7 @@ from mmlsp.postprocess.suffix_overlap import trim_suffix_overlap
 from mmlsp.postprocess.syntax_scope import COMPOUND_NODES, limit_scope_by_syntax
 from mmlsp.postprocess.trivial import MIN_LENGTH, drop_trivial
 from mmlsp.postprocess.undecodable import cut_undecodable
-from mmlsp.postprocess.whitespace import strip_trailing_whitespace
+from mmlsp.postprocess.whitespace import drop_doubled_space, strip_trailing_whitespace
 
 __all__ = [
     "COMPOUND_NODES",
@@ -84,6 +84,7 @@ __all__ = [
     "stop_at_balance",
     "stop_at_line_end",
     "stop_at_suffix_line",
+    "drop_doubled_space",
     "strip_trailing_whitespace",
     "trim_suffix_overlap",
 ]

@@ -25,7 +25,7 @@ from mmlsp.postprocess.suffix_overlap import trim_suffix_overlap
 from mmlsp.postprocess.syntax_scope import limit_scope_by_syntax
 from mmlsp.postprocess.trivial import drop_trivial
 from mmlsp.postprocess.undecodable import cut_undecodable
-from mmlsp.postprocess.whitespace import strip_trailing_whitespace
+from mmlsp.postprocess.whitespace import drop_doubled_space, strip_trailing_whitespace
 
 STOP_RULES: tuple[StopRule, ...] = (
     stop_at_line_end,
@@ -64,6 +64,7 @@ def as_filter(rule: StopRule) -> Filter:
 PIPELINE: tuple[Filter, ...] = (
     normalize_line_endings,
     cut_undecodable,
+    drop_doubled_space,
     as_filter(stop_at_line_end),
     as_filter(stop_at_balance),
     as_filter(limit_block_length),
