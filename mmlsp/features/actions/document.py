@@ -7,19 +7,14 @@ from dataclasses import dataclass
 
 from lsprotocol import types
 
-from mmlsp.syntax import SyntaxDocument
+from mmlsp.session import DocumentSnapshot
 from mmlsp.text.positions import LineIndex, encode_utf8
 
 
 @dataclass(frozen=True)
-class Doc:
-    """One document as an action sees it: text, version, syntax tree if any."""
-
-    uri: str
-    version: int | None
-    text: str
-    language_id: str
-    syntax: SyntaxDocument | None
+class Doc(DocumentSnapshot):
+    """One document as an action sees it (a snapshot: text, version, syntax tree if
+    any), with the conversions actions make on it."""
 
     @property
     def index(self) -> LineIndex:
