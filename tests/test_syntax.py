@@ -367,9 +367,9 @@ def test_many_changes_in_one_notification_parse_once(monkeypatch) -> None:
         def __init__(self, parser):
             self.parser = parser
 
-        def parse(self, *args):
+        def parse(self, *args, **kwargs):
             parses.append(1)
-            return self.parser.parse(*args)
+            return self.parser.parse(*args, **kwargs)
 
     monkeypatch.setattr(languages, "get_parser", lambda lang: CountingParser(real_get_parser(lang)))
     doc = syntax.SyntaxDocument(text, "python")

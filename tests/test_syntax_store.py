@@ -39,9 +39,9 @@ def _parse_threads(monkeypatch) -> list[str]:
         def __init__(self, parser):
             self.parser = parser
 
-        def parse(self, *args):
+        def parse(self, *args, **kwargs):
             threads.append(threading.current_thread().name)
-            return self.parser.parse(*args)
+            return self.parser.parse(*args, **kwargs)
 
     monkeypatch.setattr(languages, "get_parser", lambda language: Recording(real(language)))
     return threads
@@ -145,14 +145,16 @@ def test_a_large_parse_lets_other_threads_run_and_builds_the_same_tree(monkeypat
         def __init__(self, parser):
             self.parser = parser
 
-        def parse(self, source, old_tree=None):
+        def parse(self, source, old_tree=None, progress_callback=None):
             assert callable(source), "a large source must be fed in chunks"
+            assert progress_callback is not None, "and report its progress to Python"
 
             def read(offset, point):
                 seen.append(counted)
                 return source(offset, point)
 
-            return self.parser.parse(read, *([old_tree] if old_tree else []))
+            args = [old_tree] if old_tree else []
+            return self.parser.parse(read, *args, progress_callback=progress_callback)
 
     counter = threading.Thread(target=count)
     counter.start()
