@@ -554,45 +554,41 @@ def _handling_settles(ctx: Context, baseline: int) -> None:
         time.sleep(0.1)
 
 
-def apply_edit_answered_null(ctx: Context) -> None:
-    """addDocstring asks the client to apply its edit; the client answers null. The
-    command is answered (an error: nothing was applied), and nothing stays waiting."""
-    uri = ctx.uri("apply.py")
+def _docstring_answered(ctx: Context, name: str, answer: Callable[[Any], Any]) -> dict[str, Any]:
+    """Run addDocstring on a fresh document while the client answers applyEdit with
+    ``answer``; check the command was answered with an error and nothing stays
+    waiting. Returns the command's response."""
+    uri = ctx.uri(name)
     ctx.server.open(uri, _GREET)
     baseline = ctx.server.status().get("handling", 0)
-    ctx.server.answers["workspace/applyEdit"] = lambda _p: None
+    ctx.server.answers["workspace/applyEdit"] = answer
     try:
         params = {"command": "mmlsp.addDocstring",
                   "arguments": [uri, {"line": 0, "character": 5}]}  # fmt: skip
         response = ctx.server.request("workspace/executeCommand", params, timeout=120)
     finally:
         ctx.server.answers["workspace/applyEdit"] = lambda _p: {"applied": True}
+    check("error" in response, f"an edit the client did not apply counted: {response}")
+    _handling_settles(ctx, baseline)
+    ctx.server.close_doc(uri)
+    return response
+
+
+def apply_edit_answered_null(ctx: Context) -> None:
+    """addDocstring asks the client to apply its edit; the client answers null. The
+    command is answered (an error: nothing was applied), and nothing stays waiting."""
+    _docstring_answered(ctx, "apply.py", lambda _p: None)
     asked = [r for r in ctx.server.server_requests if r["method"] == "workspace/applyEdit"]
     check(asked, "the server never asked the client to apply an edit")
-    check("error" in response, f"a null applyEdit answer counted as applied: {response}")
     check(
         any("did not apply the edit" in m for m in ctx.server.messages("window/showMessage")),
         "the user was not told the edit was not applied",
     )
-    _handling_settles(ctx, baseline)
-    ctx.server.close_doc(uri)
 
 
 def apply_edit_answered_malformed(ctx: Context) -> None:
     """The client answers applyEdit with an array, not a result object: not applied."""
-    uri = ctx.uri("apply-malformed.py")
-    ctx.server.open(uri, _GREET)
-    baseline = ctx.server.status().get("handling", 0)
-    ctx.server.answers["workspace/applyEdit"] = lambda _p: ["applied"]
-    try:
-        params = {"command": "mmlsp.addDocstring",
-                  "arguments": [uri, {"line": 0, "character": 5}]}  # fmt: skip
-        response = ctx.server.request("workspace/executeCommand", params, timeout=120)
-    finally:
-        ctx.server.answers["workspace/applyEdit"] = lambda _p: {"applied": True}
-    check("error" in response, f"a malformed answer counted as applied: {response}")
-    _handling_settles(ctx, baseline)
-    ctx.server.close_doc(uri)
+    _docstring_answered(ctx, "apply-malformed.py", lambda _p: ["applied"])
 
 
 def show_document_answered_null(ctx: Context) -> None:
@@ -619,23 +615,12 @@ def show_document_answered_null(ctx: Context) -> None:
 
 
 def apply_edit_refused(ctx: Context) -> None:
-    uri = ctx.uri("apply-error.py")
-    ctx.server.open(uri, _GREET)
-    baseline = ctx.server.status().get("handling", 0)
+    """The client answers applyEdit with an error: not applied."""
 
     def refuse(_params: Any) -> Any:
         raise RuntimeError("this editor cannot apply edits")
 
-    ctx.server.answers["workspace/applyEdit"] = refuse
-    try:
-        params = {"command": "mmlsp.addDocstring",
-                  "arguments": [uri, {"line": 0, "character": 5}]}  # fmt: skip
-        response = ctx.server.request("workspace/executeCommand", params, timeout=120)
-    finally:
-        ctx.server.answers["workspace/applyEdit"] = lambda _p: {"applied": True}
-    check("error" in response, f"a refused edit counted as applied: {response}")
-    _handling_settles(ctx, baseline)
-    ctx.server.close_doc(uri)
+    _docstring_answered(ctx, "apply-error.py", refuse)
 
 
 def configuration_answered_null(ctx: Context) -> None:
