@@ -11,16 +11,18 @@ immutable, with its tree only when the tree is of that very text.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
 
+from mmlsp.context.history import EditHistory, changed_span
 from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.syntax import SyntaxDocument
 from mmlsp.syntax.store import SyntaxStore
 from mmlsp.text.changes import apply_changes
+from mmlsp.text.positions import offset_at
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Session:
         self.syntax = SyntaxStore(max_bytes)
         self.index = index if index is not None else WorkspaceIndex()
         self._close_hooks: list[Callable[[str], None]] = []
+        # The user's recent edits as diffs, for next-edit suggestions.
+        self.history = EditHistory()
 
     # -- what features read -------------------------------------------------------------
     def text(self, uri: str) -> str | None:
@@ -108,8 +112,10 @@ class Session:
         document = self._open.get(uri)
         if document is None:
             return None
-        document.text = apply_changes(document.text, params.content_changes)
+        before = document.text
+        document.text = apply_changes(before, params.content_changes)
         document.version = params.text_document.version
+        _record(self.history, uri, before, document.text, params.content_changes)
         self.syntax.change(uri, params.content_changes, document.text)
         self.index.changed(uri, document.text, params.content_changes)
         return self.snapshot(uri)
@@ -127,6 +133,40 @@ class Session:
         known = self._open.pop(uri, None) is not None
         self.syntax.close(uri)
         self.index.closed(uri)
+        self.history.forget(uri)
         for hook in self._close_hooks:
             hook(uri)
         return known
+
+
+def _record(
+    history: EditHistory,
+    uri: str,
+    before: str,
+    after: str,
+    changes: Sequence[types.TextDocumentContentChangeEvent],
+) -> None:
+    """Note a didChange in the edit history, locating the change without diffing the
+    document: a keystroke is one ranged change whose offsets are exact (the same
+    position lookup ``apply_change`` made); several changes, or a whole-document
+    replacement, are located by a prefix and suffix scan that starts at the first
+    changed line."""
+    partial = [c for c in changes if isinstance(c, types.TextDocumentContentChangePartial)]
+    if len(changes) == 1 and len(partial) == 1:
+        change = partial[0]
+        start, end = change.range.start, change.range.end
+        if (end.line, end.character) < (start.line, start.character):
+            start, end = end, start  # reversed ranges are swapped, as apply_change does
+        lo = offset_at(before, start.line, start.character)
+        hi = offset_at(before, end.line, end.character)
+        # The client's line number: it only labels the diff's hunks (it counts a lone
+        # \r as a break where the history does not, and a line past the end clamps).
+        history.record(uri, before, after, (lo, hi, lo + len(change.text)), line=start.line)
+        return
+    hint = 0
+    if partial and len(partial) == len(changes):
+        # Lines above every change's start are untouched (one more for a CR that an
+        # insertion could join to an LF).
+        first = min(min(c.range.start.line, c.range.end.line) for c in partial)
+        hint = offset_at(before, max(first - 1, 0), 0)
+    history.record(uri, before, after, changed_span(before, after, hint))
