@@ -168,3 +168,27 @@ def test_a_large_parse_lets_other_threads_run_and_builds_the_same_tree(monkeypat
     whole = real("python").parse(source)
     assert str(tree.root_node) == str(whole.root_node)
     assert tree.root_node.end_byte == len(source)
+
+
+def test_the_completion_context_never_parses_a_large_document_itself(monkeypatch) -> None:
+    # While the worker still parses a large file, a completion gets no current tree;
+    # parsing it again for the context ran on the event loop and froze the server.
+    from mmlsp.context import window
+
+    def no_parse(text: str, language: str):
+        raise AssertionError("the context parsed a large document on the loop")
+
+    monkeypatch.setattr(window, "parse", no_parse)
+    text = _big_text()
+    ctx = window.build_context(
+        text, 10, prefix_tokens=64, suffix_tokens=64, count=len, language="python"
+    )
+    assert ctx.tree is None and ctx.language == "python"
+    small = "def f(x):\n    return x\n"
+    monkeypatch.setattr(window, "parse", syntax.parse)
+    assert (
+        window.build_context(
+            small, 10, prefix_tokens=64, suffix_tokens=64, count=len, language="python"
+        ).tree
+        is not None
+    )

@@ -24,6 +24,7 @@ import tree_sitter
 
 from mmlsp.syntax import SyntaxDocument, parse, supported_languages
 from mmlsp.syntax.shape import Lexicon, Mode, Shape, decide_shape, indent_width, lexicon_for
+from mmlsp.syntax.store import INLINE_MAX_CHARS
 from mmlsp.text.positions import encode_utf8, offset_to_byte
 
 TokenCounter = Callable[[str], int]
@@ -94,6 +95,11 @@ def _syntax(
             return language, syntax_doc.tree.copy()
     if language is None or language not in supported_languages():
         return None, None
+    if len(text) > INLINE_MAX_CHARS:
+        # Parsed on the syntax worker, and still parsing: parsing it here, on the
+        # event loop, froze the server for seconds on a 200k-line file. Plain-text
+        # rules until the worker's tree is current.
+        return language, None
     try:
         return language, parse(text, language)
     except (KeyError, ValueError, RuntimeError):  # a broken grammar must not stop completion
