@@ -172,7 +172,8 @@ class Completions:
                 uri, text, offset, settings, number
             )
         except asyncio.CancelledError:
-            outcome = "cancelled"  # by the client: typically the user typed on
+            # By the client: typically the user typed on. Not an error in the records.
+            outcome, reason = "cancelled", "cancelled by the client"
             raise
         finally:
             self.counts[outcome] += 1
