@@ -142,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         soak_command = (
             f"`python -m bench.soak --minutes {args.soak_minutes:g}{' --hostile' * hostile_soak}`"
         )
-    slope = rss_trend(samples)[0] if samples else None
+    trend = rss_trend(samples) if samples else None
+    slope = trend[0] if trend else None
     last = samples[-1] if samples else {}
 
     rows = [
@@ -171,7 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             "soak RSS, first and last sample",
             f"{samples[0]['rss_mb']:.0f} MB -> {samples[-1]['rss_mb']:.0f} MB" if samples else "?",
         ),
-        ("soak RSS slope, second half", f"{slope:+.2f} MB/min" if slope is not None else "?"),
+        (
+            "soak RSS slope, second half" + (" after one round of every case" * hostile_soak),
+            f"{slope:+.2f} MB/min" if slope is not None else "not judged (run too short)",
+        ),
         (
             "soak open files, threads, messages being handled: first and last sample",
             "; ".join(

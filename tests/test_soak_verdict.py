@@ -35,3 +35,19 @@ def test_messages_still_held_after_every_answer_fail():
 
 def test_no_samples_fails():
     assert verdict([], 5.0, 50.0) == "no samples"
+
+
+def hostile_samples(rss: list[float], rounds: list[int]) -> list[dict]:
+    return [{**s, "hostile_rounds": r} for s, r in zip(samples(rss), rounds, strict=True)]
+
+
+def test_hostile_step_before_a_full_round_is_not_judged():
+    # A 200k-line case's first run grows the heap once; before every case has run once,
+    # that step cannot be told from a leak, so memory is not judged.
+    steps = hostile_samples([450, 455, 460, 470, 555, 515, 545], [0] * 7)
+    assert verdict(steps, 5.0, 50.0) is None
+
+
+def test_hostile_growth_after_a_full_round_fails():
+    grows = hostile_samples([450 + 30 * i for i in range(10)], [0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
+    assert verdict(grows, 5.0, 50.0) == "memory keeps growing"
