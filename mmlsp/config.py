@@ -58,6 +58,8 @@ BACKENDS = ("local", "openai")
 COMPLETION_ENDPOINTS = ("completions", "infill")
 # How the in-process engine decodes (see engine/local.py); auto: compiled on CUDA.
 DECODE_MODES = ("auto", "dynamic", "static", "compiled")
+# Next-edit prompt formats (mmlsp.prompt.next_edit checks at import that they match).
+NEXT_EDIT_FORMATS = ("zeta", "sweep", "generic")
 # Weight and activation dtype of the in-process model; auto: bf16/fp16 on CUDA, fp32 on
 # the CPU (exact, and fast everywhere). int8: int8 weights, bf16 arithmetic, CPU only.
 DTYPES = ("auto", "float32", "bfloat16", "float16", "int8")
@@ -329,6 +331,25 @@ class Settings:
     )
     max_concurrent_requests: Integer = Field(
         default=4, ge=1, le=64, description="Requests to the inference server in flight at once."
+    )
+
+    # Next-edit suggestions (issue 24).
+    next_edit: OnOff = Field(
+        default=True,
+        description="Answer next-edit requests (mmlsp/nextEdit): the follow-up change after "
+        "your last edits, anywhere in the lines around the cursor.",
+    )
+    next_edit_format: Annotated[str, OneOf(("auto", *NEXT_EDIT_FORMATS))] = Field(
+        default="auto",
+        description="The next-edit prompt format: zeta (Zed's Zeta), sweep (Sweep's "
+        "next-edit models), generic (any other model), or auto (from the model).",
+    )
+    next_edit_time_budget_ms: Integer = Field(
+        default=10_000,
+        ge=50,
+        le=600_000,
+        description="Hard limit for one next-edit request; a rewrite not finished by then "
+        "is not shown.",
     )
 
     def to_dict(self) -> dict[str, Any]:

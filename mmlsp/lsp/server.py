@@ -36,6 +36,12 @@ from mmlsp.features.completion import (
 )
 from mmlsp.features.hover import HoverService
 from mmlsp.features.loading import ModelLoading
+from mmlsp.features.next_edit import (
+    ACCEPT_COMMAND,
+    NEXT_EDIT_REQUEST,
+    SHOWN_NOTIFICATION,
+    NextEdits,
+)
 from mmlsp.features.progress import ProgressService
 from mmlsp.features.publishing import DiagnosticsPublisher
 from mmlsp.features.review import ReviewService
@@ -85,6 +91,7 @@ class MmlspServer(LanguageServer):
             self.session, self.current_settings, self.host, self.editor, self.work_progress
         )
         self.hover = HoverService(self.session, self.host)
+        self.next_edits = NextEdits(self.session, self.current_settings, self.host)
         self.diagnostics = DiagnosticsPublisher(
             self.session,
             self.current_settings,
@@ -229,6 +236,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
             return
         # Stops the generation in flight unless the edit typed what it produced.
         ls.completions.changed(doc.uri, doc.text, ls.settings)
+        ls.next_edits.changed(doc.uri)
         ls.diagnostics.schedule(doc.uri)
         # When the user stops editing without asking for a suggestion (a paste, an
         # undo, a formatter), warm the prompt where the last edit ended.
@@ -274,6 +282,18 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     for name in COMMANDS:
         ls.command(name)(command(name))
 
+    @ls.feature(NEXT_EDIT_REQUEST)
+    async def next_edit(params: Any = None) -> dict[str, Any]:
+        return await ls.next_edits.request(params)
+
+    @ls.feature(SHOWN_NOTIFICATION)
+    def next_edit_shown(params: Any = None) -> None:
+        ls.next_edits.shown(params)
+
+    @ls.command(ACCEPT_COMMAND)
+    def accept_next_edit(*args):  # unannotated: pygls passes the raw JSON arguments
+        ls.next_edits.accepted(list(args))
+
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(params: types.HoverParams) -> types.Hover | None:
         return await ls.hover.hover(params)
@@ -302,6 +322,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
             "version": __version__,
             "settings": ls.settings.to_dict(),
             "completion": ls.completions.stats(),
+            "nextEdit": ls.next_edits.stats(),
             # Requests and notifications still being handled (bounded when nothing leaks).
             "handling": len(ls.protocol._request_futures),
         }
