@@ -65,7 +65,8 @@ async def test_next_edit_with_invalid_params_gets_an_error(client):
 # -- the feature, a scripted model ---------------------------------------------------------
 
 
-def feature(tmp_path, replies, settings=Settings()):
+def feature(tmp_path, replies, settings: Settings | None = None):
+    settings = settings or Settings()
     engine = ScriptedEngine(replies)
     host = scripted_host(engine, tmp_path)
     session = Session(settings.max_file_bytes)

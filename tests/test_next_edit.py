@@ -16,8 +16,8 @@ from mmlsp.next_edit import Inputs, Resync, build_request, predict
 from mmlsp.postprocess.next_edit import (
     TextEdit,
     apply,
-    region_edits,
     follow,
+    region_edits,
     worth_showing,
 )
 from mmlsp.prompt import next_edit as formats
@@ -26,7 +26,7 @@ from tests.scripted_engine import ScriptedEngine, scripted_host
 
 GOLDEN = Path(__file__).parent / "golden" / "next_edit"
 
-SOURCE = '''import os
+SOURCE = """import os
 
 
 def total(prices, quantities):
@@ -38,7 +38,7 @@ def total(prices, quantities):
 
 def describe(item):
     return f"{item.name}: {item.price}"
-'''
+"""
 
 
 # -- the region -----------------------------------------------------------------------
@@ -157,7 +157,8 @@ def request() -> formats.Request:
             "shop.py",
             "def total(prices, quantities):\n",
             "def total(prices, quantities, tax):\n",
-            "@@ -4,1 +4,1 @@\n-def total(prices, quantities):\n+def total(prices, quantities, tax):\n",
+            "@@ -4,1 +4,1 @@\n-def total(prices, quantities):\n"
+            "+def total(prices, quantities, tax):\n",
         )
     ]
     return formats.Request(
