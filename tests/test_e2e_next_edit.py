@@ -166,3 +166,27 @@ def test_a_newer_request_cancels_the_one_in_flight(tmp_path):
         assert nes.reasons["cancelled"] == 2
     finally:
         host.shutdown()
+
+
+def test_an_edit_at_the_cursor_comes_back_as_an_inline_completion(tmp_path):
+    uri = "file:///w/a.py"
+    after = SOURCE.replace("quantities)", "quantities, tax)")
+    line = after.splitlines().index("print(total([1], [2]))")
+    cursor = types.Position(line, len("print(total([1], [2]"))
+    offset = after.index("[2]))") + 3
+    reply = rewrite_reply(after, offset, "[2]))", "[2], tax))")
+    elsewhere = rewrite_reply(after, 0, "sum(prices)", "sum(p * q for p, q in pairs)")
+    nes, session, engine, host = feature(tmp_path, [reply, elsewhere])
+    try:
+        open_and_edit(session, uri, SOURCE, after)
+        items = asyncio.run(nes.inline(uri, cursor)).items
+        assert [item.insert_text for item in items] == [", tax"]
+        assert items[0].range.start == items[0].range.end == cursor
+        assert items[0].command.command == ACCEPT_COMMAND
+        # An edit on another line is not an inline completion.
+        nes.closed(uri)
+        open_and_edit(session, uri, SOURCE, after)
+        assert asyncio.run(nes.inline(uri, types.Position(0, 0))).items == []
+        assert len(engine.prompts) == 2
+    finally:
+        host.shutdown()

@@ -98,18 +98,78 @@ class NextEdits:
     async def request(self, params: Any) -> dict[str, Any]:
         uri, version, position = _params(params)
         self.counts["requests"] += 1
+        snapshot = self._snapshot(uri, version, position)
+        if snapshot is None:
+            return {"edits": []}
+        shown = await self._prediction(snapshot, position)
+        return {"edits": []} if shown is None else self._result(snapshot, shown)
+
+    async def inline(self, uri: str, position: types.Position) -> types.InlineCompletionList:
+        """The standard inline completion view of a prediction: its edit on the cursor's
+        line that extends or rewrites the line's rest, as an item with a replace range
+        (clients with no next-edit support show it as ghost text). Nothing for edits
+        elsewhere, which need ``mmlsp/nextEdit``."""
+        self.counts["inline_requests"] += 1
+        nothing = types.InlineCompletionList(items=[])
+        snapshot = self._snapshot(uri, None, position)
+        if snapshot is None or (shown := await self._prediction(snapshot, position)) is None:
+            return nothing
+        text = snapshot.text
+        cursor = offset_at(text, position.line, position.character)
+        line_end = text.find("\n", cursor)
+        line_end = len(text) if line_end < 0 else line_end
+        at_cursor = [e for e in shown.edits if cursor <= e.start and e.end <= line_end]
+        if not at_cursor or at_cursor[0] is not shown.edits[0]:
+            return nothing  # an earlier edit first: the custom request shows that one
+        edit = at_cursor[0]
+        (sl, sc), (el, ec) = position_at(text, cursor), position_at(text, edit.end)
+        self.counts["inline_shown"] += 1
+        return types.InlineCompletionList(
+            items=[
+                types.InlineCompletionItem(
+                    insert_text=text[cursor : edit.start] + edit.text,
+                    range=types.Range(types.Position(sl, sc), types.Position(el, ec)),
+                    command=types.Command(
+                        title="Accept next edit",
+                        command=ACCEPT_COMMAND,
+                        arguments=[{"uri": uri, "id": shown.id}],
+                    ),
+                )
+            ]
+        )
+
+    def _snapshot(
+        self, uri: str, version: int | None, position: types.Position
+    ) -> DocumentSnapshot | None:
+        """The document to predict for, or None (and why, counted) when there is none."""
         settings = self._settings()
         snapshot = self._session.snapshot(uri)
-        if not settings.next_edit or snapshot is None:
-            return self._empty("turned off" if not settings.next_edit else "document not open")
-        if version is not None and snapshot.version is not None and version != snapshot.version:
-            return self._empty("stale version")
-        if position.line > snapshot.text.count("\n"):
-            return self._empty("stale position")
-        offset = offset_at(snapshot.text, position.line, position.character)
+        why = (
+            "turned off"
+            if not settings.next_edit
+            else "document not open"
+            if snapshot is None
+            else "stale version"
+            if version is not None and snapshot.version is not None and version != snapshot.version
+            else "stale position"
+            if position.line > snapshot.text.count("\n")
+            else None
+        )
+        if why is not None:
+            self.reasons[why] += 1
+            return None
+        return snapshot
+
+    async def _prediction(
+        self, snapshot: DocumentSnapshot, position: types.Position
+    ) -> _Shown | None:
+        """The prediction for the snapshot: what is left of the last one when the user
+        typed toward it, else a new one from the model (None: nothing worth showing)."""
+        uri = snapshot.uri
         if (kept := self._typed_toward(snapshot)) is not None:
             self.counts["kept_alive"] += 1
             return kept
+        offset = offset_at(snapshot.text, position.line, position.character)
         if (previous := self._in_flight.pop(uri, None)) is not None:
             previous.set()  # superseded: stop it at the model
         cancel = self._in_flight[uri] = threading.Event()
@@ -128,30 +188,31 @@ class NextEdits:
             cancel=cancel,
         )
         try:
-            prediction = await predict(snapshot.text, offset, settings, self._host, inputs)
+            prediction = await predict(snapshot.text, offset, self._settings(), self._host, inputs)
         finally:
             cancel.set()
             if self._in_flight.get(uri) is cancel:
                 del self._in_flight[uri]
         if not prediction.edits or prediction.target is None:
-            return self._empty(prediction.reason or "nothing")
+            self.reasons[prediction.reason or "nothing"] += 1
+            return None
         shown = _Shown(next(self._ids), snapshot.text, prediction.target, tuple(prediction.edits))
         self._last[uri] = shown
         self.counts["predicted"] += 1
-        return self._result(snapshot, shown)
+        return shown
 
-    def _typed_toward(self, snapshot: DocumentSnapshot) -> dict[str, Any] | None:
+    def _typed_toward(self, snapshot: DocumentSnapshot) -> _Shown | None:
         last = self._last.get(snapshot.uri)
         if last is None:
             return None
         if snapshot.text == last.source:
-            return self._result(snapshot, last)  # asked again: the same answer
+            return last  # asked again: the same answer
         left = follow(last.source, snapshot.text, last.edits)
         if left is None:
             return None
         shown = _Shown(last.id, snapshot.text, last.target, tuple(left))
         self._last[snapshot.uri] = shown
-        return self._result(snapshot, shown)
+        return shown
 
     def _result(self, snapshot: DocumentSnapshot, shown: _Shown) -> dict[str, Any]:
         document = {"uri": snapshot.uri, "version": snapshot.version}
@@ -171,10 +232,6 @@ class NextEdits:
                 for edit in shown.edits
             ]
         }
-
-    def _empty(self, reason: str) -> dict[str, Any]:
-        self.reasons[reason] += 1
-        return {"edits": []}
 
     # -- what the client reports ----------------------------------------------------------
     def shown(self, params: Any) -> None:

@@ -249,8 +249,13 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
-        suggestion = await ls.suggestion_at(params.text_document.uri, params.position)
-        return inline_items(suggestion, params.position)
+        uri, position = params.text_document.uri, params.position
+        suggestion = await ls.suggestion_at(uri, position)
+        if suggestion is None and ls.settings.next_edit:
+            # No completion here: a next edit that rewrites the rest of the line shows
+            # as ghost text in clients without next-edit support.
+            return await ls.next_edits.inline(uri, position)
+        return inline_items(suggestion, position)
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
     async def completion(params: types.CompletionParams):
