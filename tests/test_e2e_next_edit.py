@@ -88,7 +88,7 @@ def rewrite_reply(text: str, offset: int, old: str, new: str) -> str:
     inputs = Inputs(uri="u", path="a.py")
     request, *_ = build_request(text, offset, inputs, Settings(), len)
     assert old in request.region
-    return request.region.replace(old, new) + "[/region]"
+    return request.region.replace(old, new) + "<|file_sep|>"
 
 
 def test_edits_come_back_as_ranges_and_typing_keeps_the_rest(tmp_path):

@@ -139,13 +139,13 @@ def test_typing_what_was_predicted_keeps_the_rest_of_it():
 
 def test_resync_stops_once_the_rewrite_copies_old_lines_again():
     old = "a = 1\nb = 2\nc = 3\nd = 4\ne = 5\n"
-    check = Resync(old, ("[/region]",))
+    check = Resync(old, (formats.FILE_SEP,))
     assert check("a = 1\nb = 2\nc = 3\n") is None  # still copying
     text = "a = 1\nb = 22\nc = 3\nd = 4\n"
     cut = check(text)
     assert cut == len(text) and check.tail == "e = 5\n"
-    check = Resync(old, ("[/region]",))
-    assert check("a = 1\n[/region]") == 6 and check.tail == ""
+    check = Resync(old, (formats.FILE_SEP,))
+    assert check("a = 1\n<|file_sep|>") == 6 and check.tail == ""
 
 
 # -- formats --------------------------------------------------------------------------------
@@ -239,13 +239,14 @@ def test_pipeline_turns_the_rewrite_into_an_edit_at_the_call_site(tmp_path):
     new_region = req.region.replace("print(total([1], [2]))", "print(total([1], [2], 0.2))")
     assert new_region != req.region
     prediction, engine = run_predict(
-        tmp_path, [new_region + "[/region]"], text, offset, history=history
+        tmp_path, [new_region + formats.FILE_SEP], text, offset, history=history
     )
     assert prediction.reason is None, prediction.reason
     assert [e.text for e in prediction.edits] == [", 0.2"]
     assert apply(text, prediction.edits) == text.replace("[2]))", "[2], 0.2))")
     prompt = engine.prompts[0]
-    assert "Recent edits" in prompt and "+def total(prices, quantities, tax):" in prompt
+    history = prompt[prompt.index("<|file_sep|>shop.py.diff\noriginal:\n") :]
+    assert history.index("def total(prices, quantities):") < history.index("updated:")
 
 
 def test_pipeline_shows_nothing_when_the_model_keeps_the_region(tmp_path):
@@ -253,7 +254,7 @@ def test_pipeline_shows_nothing_when_the_model_keeps_the_region(tmp_path):
     text = SOURCE
     inputs = Inputs(uri="u", path="shop.py")
     req, *_ = build_request(text, offset, inputs, Settings(), len)
-    prediction, _ = run_predict(tmp_path, [req.region + "[/region]"], text, offset)
+    prediction, _ = run_predict(tmp_path, [req.region + formats.FILE_SEP], text, offset)
     assert prediction.edits == [] and prediction.reason == "no change"
 
 

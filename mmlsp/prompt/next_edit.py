@@ -16,9 +16,10 @@ long prompt prefix and the KV cache is reused.
   ``<|file_sep|>`` sections: the file, related files, each recent edit as
   ``original:``/``updated:`` blocks, then ``original/``, ``current/`` and
   ``updated/`` copies of the region; the model writes the ``updated/`` block.
-* ``generic``: for any base coder or instruct model without next-edit training: plain
-  text sections (recent edits as unified diffs, the region with a cursor marker
-  between ``[region]`` and ``[/region]``) that ask for the region after the next edit.
+* ``generic``: for any base coder or instruct model without next-edit training:
+  Sweep's layout, which Qwen2.5-Coder base models know from pretraining (its
+  ``<|file_sep|>`` repository format) and other base models continue as a pattern,
+  but ended only by the next section marker.
 
 ``choose_format`` picks one from the model's name and special tokens (the
 ``nextEditFormat`` setting overrides it), as ``fim`` does for FIM templates.
@@ -27,7 +28,7 @@ long prompt prefix and the KV cache is reused.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from mmlsp.config import NEXT_EDIT_FORMATS
 
@@ -43,8 +44,6 @@ ZETA_INSTRUCTION = (
     "the excerpt, taking into account the cursor location."
 )
 FILE_SEP = "<|file_sep|>"
-GENERIC_CURSOR = "<|cursor|>"
-GENERIC_OPEN, GENERIC_CLOSE = "[region]", "[/region]"
 
 
 @dataclass(frozen=True)
@@ -103,8 +102,10 @@ def region_from(output: str, request: Request) -> str:
     """The model's answer (cut at a stop) as the new region, with the old region's line
     ending at its end: whole lines stay whole lines. A cursor marker the model copied
     is not code."""
-    for marker in (ZETA_CURSOR, GENERIC_CURSOR):
-        output = output.replace(marker, "")
+    return _with_ending(output.replace(ZETA_CURSOR, ""), request)
+
+
+def _with_ending(output: str, request: Request) -> str:
     if request.region.endswith("\n") and not output.endswith("\n"):
         return output + "\n"
     if not request.region.endswith("\n") and output.endswith("\n"):
@@ -159,19 +160,12 @@ def _sweep(r: Request) -> Prompt:
 
 
 def _generic(r: Request) -> Prompt:
-    parts = [f"File {path}:\n{_ending(text)}\n" for path, text in r.related]
-    parts.append(f"File {r.path}:\n{_ending(r.above + r.region + r.below)}\n")
-    if r.history:
-        diffs = "".join(f"--- {e.path}\n{_ending(e.diff)}" for e in r.history)
-        parts.append(f"Recent edits, oldest first:\n{diffs}\n")
-    region = r.region[: r.cursor] + GENERIC_CURSOR + r.region[r.cursor :]
-    parts.append(
-        f"The code at the cursor ({GENERIC_CURSOR}), before the next edit:\n"
-        f"{GENERIC_OPEN}\n{region}{_nl(region)}{GENERIC_CLOSE}\n\n"
-        f"The same code after the next edit, which continues the recent edits:\n"
-        f"{GENERIC_OPEN}\n"
-    )
-    return Prompt("generic", "".join(parts), (GENERIC_CLOSE,))
+    # Sweep's layout: its original/current/updated blocks are a pattern a base model
+    # continues by copying the region and changing what the history suggests (on
+    # Gemma-3-270M it copied the region faithfully where a plain-text format drifted
+    # into blank lines). It ends only at the next section: a base model's end of text
+    # mid-region is no sign that the region is done.
+    return replace(_sweep(r), format="generic", eos_ends=False)
 
 
 def _nl(text: str) -> str:
