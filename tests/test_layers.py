@@ -47,7 +47,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # The completion pipeline for one cursor: context → prompt → engine → post-process,
     # no LSP and no server state; the completion feature, the CLI and the benchmarks
     # all call it.
-    ("pipeline", ("mmlsp.complete",)),
+    ("pipeline", ("mmlsp.complete", "mmlsp.next_edit")),
     # The per-document state the server keeps; features read snapshots of it.
     ("session", ("mmlsp.session",)),
     # One module per LSP capability: completion, actions, hover, review, diagnostics.
