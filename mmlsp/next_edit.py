@@ -82,7 +82,8 @@ class Resync:
         return self._resync(text)
 
     def _resync(self, text: str) -> int | None:
-        done = text.splitlines(keepends=True)
+        # A cursor marker the model copied is no change.
+        done = text.replace(formats.ZETA_CURSOR, "").splitlines(keepends=True)
         if done and not done[-1].endswith("\n"):
             done.pop()  # the line being written
         n = self.lines
@@ -98,8 +99,16 @@ class Resync:
             if self.old[:j] == head:
                 return None  # copying so far: nothing changed yet
             self.tail = "".join(self.old[j + n :])
-            return sum(len(line) for line in done)
+            return _end_of_line(text, len(done))
         return None
+
+
+def _end_of_line(text: str, lines: int) -> int:
+    """The offset just after the ``lines``-th line break of ``text``."""
+    at = -1
+    for _ in range(lines):
+        at = text.find("\n", at + 1)
+    return at + 1
 
 
 @dataclass(frozen=True)

@@ -146,6 +146,11 @@ def test_resync_stops_once_the_rewrite_copies_old_lines_again():
     assert cut == len(text) and check.tail == "e = 5\n"
     check = Resync(old, (formats.FILE_SEP,))
     assert check("a = 1\n<|file_sep|>") == 6 and check.tail == ""
+    # A copied cursor marker is not a change: copying on after it does not resync.
+    check = Resync(old, (formats.ZETA_END,))
+    assert check(f"a = 1{formats.ZETA_CURSOR}\nb = 2\nc = 3\n") is None
+    marked = f"a = 1{formats.ZETA_CURSOR}\nb = 22\nc = 3\nd = 4\n"
+    assert check(marked) == len(marked) and check.tail == "e = 5\n"
 
 
 # -- formats --------------------------------------------------------------------------------

@@ -111,6 +111,8 @@ class NextEdits:
         elsewhere, which need ``mmlsp/nextEdit``."""
         self.counts["inline_requests"] += 1
         nothing = types.InlineCompletionList(items=[])
+        if not self._session.history.entries(uri) and uri not in self._last:
+            return nothing  # no edit here yet: nothing to follow up (and no model call)
         snapshot = self._snapshot(uri, None, position)
         if snapshot is None or (shown := await self._prediction(snapshot, position)) is None:
             return nothing
