@@ -19,6 +19,11 @@ local function highlight()
     cterm = { italic = true },
     default = true,
   })
+  -- Next edits: the text a prediction removes, the text it inserts, and the hint
+  -- at the cursor line when it is elsewhere.
+  vim.api.nvim_set_hl(0, "MmlspNextEditDelete", { link = "DiffDelete", default = true })
+  vim.api.nvim_set_hl(0, "MmlspNextEditInsert", { link = "DiffAdd", default = true })
+  vim.api.nvim_set_hl(0, "MmlspNextEditHint", { link = "MmlspGhostText", default = true })
 end
 highlight()
 

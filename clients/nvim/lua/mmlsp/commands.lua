@@ -1,5 +1,5 @@
 -- User commands: :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart,
--- :MmlspToggle.
+-- :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle.
 --
 -- Explain and docstring are server commands (workspace/executeCommand), the
 -- contract with the server being:
@@ -322,6 +322,22 @@ function M.create()
       notify("ghost text " .. (enabled and "on" or "off"))
     end
   end, { bang = true, desc = "mmlsp: toggle ghost text in this buffer (! for all)" })
+  create("MmlspNextEdit", function()
+    local next_edit = require("mmlsp.next_edit")
+    if not config.options.next_edit.enabled then
+      notify("next edits are off (option next_edit.enabled)", vim.log.levels.WARN)
+    elseif not next_edit._buffers[api.nvim_get_current_buf()] then
+      notify("no mmlsp server is attached to this buffer", vim.log.levels.WARN)
+    elseif not next_edit.request(nil, true) then
+      notify("next edits are off in this buffer, or the server does not offer them", vim.log.levels.WARN)
+    end
+  end, { desc = "mmlsp: ask for a next-edit suggestion now" })
+  create("MmlspNextEditToggle", function(args)
+    local enabled = require("mmlsp.next_edit").toggle(nil, args.bang)
+    if enabled ~= nil then
+      notify("next edits " .. (enabled and "on" or "off"))
+    end
+  end, { bang = true, desc = "mmlsp: toggle next edits in this buffer (! for all)" })
 end
 
 return M

@@ -21,7 +21,8 @@ M.defaults = {
   on_attach = nil,
   -- Extra client capabilities merged over Neovim's defaults.
   capabilities = nil,
-  -- Create :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart, :MmlspToggle.
+  -- Create :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart, :MmlspToggle,
+  -- :MmlspNextEdit, :MmlspNextEditToggle.
   commands = true,
   inline = {
     -- Show inline completions as ghost text.
@@ -45,6 +46,29 @@ M.defaults = {
     accept_line = "<M-C-Right>",
     dismiss = "<C-]>",
     trigger = "<M-\\>",
+  },
+  -- Next-edit suggestions (mmlsp/nextEdit): after you edit and pause, the server
+  -- predicts the follow-up edit anywhere in the lines around the cursor; it is drawn
+  -- in place (removed text highlighted, inserted text as virtual text).
+  next_edit = {
+    -- Show next edits at all (client side; the server's own switch is the
+    -- setting nextEdit). Off: no requests, no keys.
+    enabled = true,
+    -- Ask after an edit and a pause, and when the cursor moves to another line
+    -- after an edit (otherwise only on :MmlspNextEdit and after an accepted one).
+    auto_trigger = true,
+    -- Pause after the last edit before asking.
+    debounce_ms = 400,
+    -- Normal- and insert-mode keys (buffer-local). false disables one. Each falls
+    -- through to the key's previous meaning when no next edit is shown; a shown
+    -- ghost-text completion keeps the key (inline completion first).
+    -- accept: applies the next edit when the cursor is on its lines, otherwise
+    -- first moves the cursor there (a second press applies it).
+    accept = "<Tab>",
+    -- Only moves the cursor to the next edit (accept does this too).
+    jump = false,
+    -- Hides the next edit; <Esc> still leaves insert mode.
+    dismiss = "<Esc>",
   },
   -- Where :MmlspExplain shows an explanation the server returns: "float" or "split".
   explain_view = "float",

@@ -6,6 +6,7 @@
 local compat = require("mmlsp.compat")
 local config = require("mmlsp.config")
 local inline = require("mmlsp.inline")
+local next_edit = require("mmlsp.next_edit")
 
 local api = vim.api
 
@@ -13,6 +14,7 @@ local M = {}
 
 M.NAME = "mmlsp"
 M.inline = inline
+M.next_edit = next_edit
 
 -- The client started by setup() on Neovim 0.7, where vim.lsp.start is missing.
 local legacy_client_id = nil
@@ -47,12 +49,14 @@ function M.map_hover(bufnr)
 end
 
 --- on_attach for mmlsp clients, however they were started (setup(),
---- nvim-lspconfig or vim.lsp.enable()): ghost text and keymaps for the buffer.
+--- nvim-lspconfig or vim.lsp.enable()): ghost text, next edits and keymaps for the
+--- buffer. Ghost text first: its keys come first where both use one (<Tab>).
 function M.on_attach(client, bufnr)
   if client and client.name ~= M.NAME then
     return
   end
   inline.attach(client, bufnr)
+  next_edit.attach(client, bufnr)
   M.map_hover(bufnr)
 end
 
@@ -134,6 +138,7 @@ function M.stop(restart)
     for b in pairs(client.attached_buffers or {}) do
       table.insert(buffers, b)
       inline.detach(b)
+      next_edit.detach(b)
     end
     compat.call(client, "stop")
   end
@@ -202,6 +207,22 @@ M.trigger = function()
 end
 M.is_visible = function(bufnr)
   return inline.is_visible(bufnr)
+end
+-- Next edits.
+M.next_edit_request = function()
+  return next_edit.request(nil, true)
+end
+M.next_edit_accept = function()
+  return next_edit.accept()
+end
+M.next_edit_jump = function()
+  return next_edit.jump()
+end
+M.next_edit_dismiss = function()
+  return next_edit.dismiss()
+end
+M.next_edit_visible = function(bufnr)
+  return next_edit.is_visible(bufnr)
 end
 
 function M.explain(range)

@@ -10,6 +10,7 @@
 -- (<Esc>) or the buffer dismisses it.
 local compat = require("mmlsp.compat")
 local config = require("mmlsp.config")
+local keys = require("mmlsp.keys")
 
 local api = vim.api
 local uv = compat.uv
@@ -432,99 +433,22 @@ function M.dismiss(bufnr)
   return had
 end
 
-local KEYMAP_DESC = "mmlsp: "
-
--- Lua callbacks of the mappings that ours replaced, by number.
-local fallbacks = {}
-
-function M._fallback(id)
-  if fallbacks[id] then
-    fallbacks[id]()
-  end
-end
-
--- The previous insert-mode mapping of `lhs`, with its Lua callback (if any)
--- registered in `fallbacks` and replaced by its number there.
-local function previous_mapping(bufnr, lhs)
-  local prev = vim.fn.maparg(lhs, "i", false, true)
-  if type(prev) ~= "table" or prev.lhs == nil then
-    return nil
-  end
-  if type(prev.desc) == "string" and prev.desc:sub(1, #KEYMAP_DESC) == KEYMAP_DESC then
-    return nil -- our own mapping from an earlier attach
-  end
-  if prev.callback ~= nil then
-    local fn = prev.callback
-    if type(fn) ~= "function" then
-      -- 0.7's maparg() gives a reference number; the keymap API gives the function.
-      fn = nil
-      local maps = prev.buffer == 1 and api.nvim_buf_get_keymap(bufnr, "i") or api.nvim_get_keymap("i")
-      for _, m in ipairs(maps) do
-        if m.lhs == prev.lhs and type(m.callback) == "function" then
-          fn = m.callback
-          break
-        end
-      end
-    end
-    if not fn then
-      return nil
-    end
-    table.insert(fallbacks, fn)
-    prev.callback = #fallbacks
-  end
-  return prev
-end
-
--- What a key does when mmlsp has nothing to do with it: its previous mapping
--- (buffer-local or global) when there was one, else the key itself.
-local function fall_through(prev, lhs)
-  if type(prev) ~= "table" or prev.lhs == nil then
-    return lhs
-  end
-  if prev.callback then
-    if prev.expr == 1 then
-      local result = fallbacks[prev.callback]()
-      if type(result) ~= "string" then
-        return ""
-      end
-      if prev.replace_keycodes == 1 or prev.replace_keycodes == true then
-        return result
-      end
-      -- Our mapping replaces keycodes; escape '<' so the result stays literal.
-      return (result:gsub("<", "<lt>"))
-    end
-    -- Runs in order with the keys around it, outside the expression's textlock.
-    return "<Cmd>lua require('mmlsp.inline')._fallback(" .. prev.callback .. ")<CR>"
-  end
-  local rhs = prev.rhs or ""
-  if prev.sid and prev.sid > 0 then
-    rhs = rhs:gsub("<[Ss][Ii][Dd]>", "<SNR>" .. prev.sid .. "_")
-  end
-  if prev.expr == 1 then
-    local ok, result = pcall(vim.api.nvim_eval, rhs)
-    return ok and type(result) == "string" and result:gsub("<", "<lt>") or ""
-  end
-  local keys = api.nvim_replace_termcodes(rhs, true, true, true)
-  api.nvim_feedkeys(keys, (prev.noremap == 1 and "n" or "m") .. "i", false)
-  return ""
-end
-
-local function map(bufnr, lhs, name, action)
-  if not lhs or lhs == "" then
-    return
-  end
-  local prev = previous_mapping(bufnr, lhs)
-  vim.keymap.set("i", lhs, function()
+-- Keys of the ghost text: first in each key's chain (mmlsp.keys), so that a shown
+-- completion keeps <Tab> even when a next edit is shown too.
+local function map(bufnr, lhs, name)
+  keys.map(bufnr, "i", lhs, "inline", name, function()
     if name == "trigger" then
       return "<Cmd>lua require('mmlsp.inline').request(nil, true)<CR>"
     end
     if M.is_visible(bufnr) then
       return "<Cmd>lua require('mmlsp.inline')." .. name .. "()<CR>"
     end
-    return fall_through(prev, lhs)
-  end, { buffer = bufnr, expr = true, silent = true, desc = KEYMAP_DESC .. name })
-  table.insert(buffers[bufnr].keymaps, lhs)
+    return nil
+  end)
 end
+
+-- Earlier name of mmlsp.keys._fallback (mappings made before a reload may call it).
+M._fallback = keys._fallback
 
 --- Sets up ghost text for a buffer served by `client`. Idempotent.
 function M.attach(client, bufnr)
@@ -536,7 +460,7 @@ function M.attach(client, bufnr)
     st.client_id = client and client.id or st.client_id
     return
   end
-  st = { bufnr = bufnr, client_id = client and client.id, enabled = true, keymaps = {} }
+  st = { bufnr = bufnr, client_id = client and client.id, enabled = true }
   buffers[bufnr] = st
   local group = api.nvim_create_augroup("mmlsp_inline_" .. bufnr, { clear = true })
   local function on(events, fn)
@@ -584,11 +508,7 @@ function M.detach(bufnr)
   end
   buffers[st.bufnr] = nil
   pcall(api.nvim_del_augroup_by_name, "mmlsp_inline_" .. st.bufnr)
-  if api.nvim_buf_is_valid(st.bufnr) then
-    for _, lhs in ipairs(st.keymaps) do
-      pcall(vim.keymap.del, "i", lhs, { buffer = st.bufnr })
-    end
-  end
+  keys.unmap(st.bufnr, "inline")
 end
 
 --- Turns ghost text on or off for a buffer (all buffers when `all`).
