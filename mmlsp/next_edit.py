@@ -31,7 +31,7 @@ from mmlsp.context.region import Region, editable_region
 from mmlsp.context.window import build_context
 from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.engine import EngineHost, GenerationRequest, GenerationResult
-from mmlsp.postprocess.next_edit import TextEdit, region_edits, worth_showing
+from mmlsp.postprocess.next_edit import TextEdit, region_edits, repeats_below, worth_showing
 from mmlsp.prompt import next_edit as formats
 from mmlsp.prompt.crossfile import cross_file_pieces
 from mmlsp.syntax import SyntaxDocument
@@ -234,6 +234,8 @@ async def predict(
     if result.finish_reason == "length" or (result.finish_reason == "eos" and not prompt.eos_ends):
         return none("rewrite unfinished")
     new_region = formats.region_from(result.text + resync.tail, request)
+    if repeats_below(request.region, new_region, request.below):
+        return none("repeats the code below")
     edits = region_edits(request.region, new_region, lo)
     excerpt = (lo - len(request.above), lo + len(request.region) + len(request.below))
     if why := worth_showing(

@@ -18,6 +18,7 @@ from mmlsp.postprocess.next_edit import (
     apply,
     follow,
     region_edits,
+    repeats_below,
     worth_showing,
 )
 from mmlsp.prompt import next_edit as formats
@@ -118,6 +119,13 @@ def test_an_edit_that_adds_syntax_errors_is_not_shown():
     assert worth_showing(text, broken, before_last_edit=None, language="python") == (
         "more syntax errors"
     )
+
+
+def test_a_rewrite_that_copies_the_code_below_is_caught():
+    old, below = "a = 1\n", "def g():\n    return 2\n\nx = g()\n"
+    assert repeats_below(old, "a = 1\ndef g():\n    return 2\n", below)
+    assert not repeats_below(old, "a = 1\nb = 2\nc = 3\n", below)
+    assert not repeats_below(old, "a = 1\nx = g()\n", below)  # one line is not a copy
 
 
 def test_typing_what_was_predicted_keeps_the_rest_of_it():

@@ -63,6 +63,25 @@ def region_edits(old: str, new: str, offset: int = 0) -> list[TextEdit]:
     return edits
 
 
+def repeats_below(old: str, new: str, below: str, lines: int = 2) -> bool:
+    """Whether the rewrite inserts ``lines`` or more non-blank lines that are, in order,
+    the lines below the region: a model that ran past the region's end copies what
+    follows it, and taken as an edit that duplicates code."""
+    old_lines, new_lines = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    after = below.splitlines(keepends=True)
+    matcher = difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False)
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        added = [line for line in new_lines[j1:j2] if line.strip()] if tag != "equal" else []
+        if len(added) >= lines and _contains(after, added[:lines]):
+            return True
+    return False
+
+
+def _contains(lines: list[str], run: list[str]) -> bool:
+    n = len(run)
+    return any(lines[i : i + n] == run for i in range(len(lines) - n + 1))
+
+
 def trimmed(old: str, new: str) -> tuple[int, int, int]:
     """(start, end in ``old``, end in ``new``) of the span where two texts differ."""
     head = len(os.path.commonprefix([old, new]))
