@@ -87,24 +87,11 @@ local function cursor_row(st)
   return api.nvim_win_get_cursor(win)[1] - 1
 end
 
-local function stop_timer(st)
-  if st.timer then
-    st.timer:stop()
-  end
-end
-
-local function cancel_request(st)
-  if st.request_id then
-    local client = st.client_id and vim.lsp.get_client_by_id(st.client_id)
-    compat.cancel(client, st.request_id)
-    st.request_id = nil
-  end
-end
+local bufstate = require("mmlsp.bufstate")
+local stop_timer, cancel_request = bufstate.stop_timer, bufstate.cancel_request
 
 local function clear_marks(st)
-  if api.nvim_buf_is_valid(st.bufnr) then
-    api.nvim_buf_clear_namespace(st.bufnr, M.ns, 0, -1)
-  end
+  bufstate.clear_marks(st, M.ns)
 end
 
 local function forget(st)
