@@ -12,7 +12,9 @@
 #      hover, explain, status and restart, and how the server is found);
 #   6. suite "journeys": a fresh profile again, with the real built-in models
 #      (Gemma-3-270M for completions, SmolLM2-135M-Instruct for actions), and runs
-#      e2e/journeys.mjs: what a person does, checked on what the person sees.
+#      e2e/journeys.mjs: what a person does, checked on what the person sees. Its last
+#      journey (next-edit suggestions) switches to a scripted server,
+#      e2e/fake_next_edit_server.py, since the real model rarely proposes an edit.
 # Screenshots, results and logs go to clients/vscode/test-artifacts/.
 # Needs install-test-deps.sh first. Exits non-zero when anything fails.
 #
@@ -147,6 +149,17 @@ def order_total(prices, quantities):
     for price, qty in zip(prices, quantities)
         total += price * qty
     return total
+PYFILE
+  # The next-edit journey renames a parameter here (with the scripted server,
+  # e2e/fake_next_edit_server.py, which proposes the follow-up edits).
+  cat >"$ws/prices.py" <<'PYFILE'
+def price_with_tax(price, rate):
+    if rate < 0:
+        raise ValueError("negative rate")
+    return price * (1 + rate)
+
+
+print(price_with_tax(10.0, 20))
 PYFILE
 }
 

@@ -7,11 +7,15 @@
 // Waits are generous (a 2-core machine under load), nothing asserts on time, and the
 // time each step took is printed (and kept in journeys.json), so the run doubles as a
 // measurement. Environment: see lib.mjs (run-tests.sh sets it).
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   MOD,
   assertServerAlive,
   closeAllEditors,
   dismissNotifications,
+  editMachineSettings,
   env,
   hoverAt,
   log,
@@ -325,6 +329,205 @@ journey("status shows both models", 90000, async (page) => {
   if (!/gemma/i.test(shown)) throw new Error(`the status does not name the completion model: ${JSON.stringify(shown)}`);
   if (!/smollm2/i.test(shown)) log(`  note: the status does not name the chat model: ${JSON.stringify(shown)}`);
   return `status bar ${JSON.stringify(text)}; status: ${JSON.stringify(shown.slice(0, 300))}; ${t.done()}`;
+});
+
+// -- next-edit suggestions ---------------------------------------------------------------------
+// The real built-in model rarely proposes a next edit, so this journey runs the extension
+// against a scripted LSP server (fake_next_edit_server.py: it answers mmlsp/nextEdit with
+// fixed edits and records what the extension sends), then puts the real server back.
+
+const FAKE_SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), "fake_next_edit_server.py");
+
+/** What the scripted server recorded (one JSON object per line). */
+function recorded(file) {
+  if (!fs.existsSync(file)) return [];
+  return fs
+    .readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
+}
+
+/**
+ * The decorations drawn in the editor: the text of `before`/`after` decorations (CSS
+ * pseudo-elements) and the struck-through text.
+ */
+function decorations(editor) {
+  return editor.locator(".view-lines").evaluate((root) => {
+    const attached = [];
+    const struck = [];
+    const clean = (t) => t.replace(/\u00a0/g, " ");
+    for (const el of root.querySelectorAll("span")) {
+      for (const pseudo of ["::before", "::after"]) {
+        const content = getComputedStyle(el, pseudo).content;
+        if (content && content !== "none" && content !== "normal") attached.push(clean(content.replace(/^"|"$/g, "")));
+      }
+      if (getComputedStyle(el).textDecorationLine.includes("line-through") && el.children.length === 0) {
+        struck.push(clean(el.textContent));
+      }
+    }
+    return { attached, struck };
+  });
+}
+
+journey("next edit: shown after an edit, Tab jumps to it, Tab applies it, the next one chains (scripted server)", 180000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  await closeAllEditors(page);
+  t.step("switch to the scripted server");
+  const record = path.join(env.ARTIFACTS, "next-edit-server.jsonl");
+  fs.rmSync(record, { force: true });
+  const wrapper = path.join(path.dirname(env.WORKSPACE), "fake-next-edit-server.sh");
+  const quote = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
+  fs.writeFileSync(wrapper, `#!/bin/sh\nexec ${quote(env.PYTHON || "python3")} ${quote(FAKE_SERVER)} "$@"\n`, { mode: 0o755 });
+  const saved = {};
+  editMachineSettings((s) => {
+    saved.serverPath = s["mmlsp.serverPath"];
+    saved.serverArgs = s["mmlsp.serverArgs"];
+    s["mmlsp.serverPath"] = wrapper;
+    s["mmlsp.serverArgs"] = ["--record", record];
+  });
+  let restored = false;
+  const restore = () => {
+    if (restored) return;
+    restored = true;
+    editMachineSettings((s) => {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete s[`mmlsp.${key}`];
+        else s[`mmlsp.${key}`] = value;
+      }
+    });
+  };
+  try {
+    await waitFor("the scripted server in the status bar", async () => /fake-next-edit/.test(await statusText(page)), 60000, 250);
+    const editor = await openFromExplorer(page, "prices.py");
+    const text = () => visibleText(editor);
+
+    t.step("rename the parameter rate to tax_rate");
+    await editor.locator(".view-line", { hasText: "def price_with_tax" }).first().click();
+    await page.keyboard.press("End");
+    await page.keyboard.press("ArrowLeft");
+    await page.keyboard.press("ArrowLeft");
+    await page.keyboard.press(`${MOD}+Shift+ArrowLeft`);
+    await page.keyboard.type("tax_rate", { delay: 60 });
+
+    t.step("the suggested edit shows: struck-through text, the new text, a hint at the cursor");
+    const shown = await waitFor(
+      "the next-edit decorations",
+      async () => {
+        const d = await decorations(editor);
+        const hint = d.attached.find((a) => /suggested edit at line 2/.test(a));
+        return d.struck.filter((s) => s === "rate").length === 2 && d.attached.filter((a) => a === "tax_rate").length === 2 && hint ? { ...d, hint } : false;
+      },
+      20000,
+      250,
+    );
+    await sleep(300);
+    await screenshot(page, "J12-next-edit-shown");
+    if (!/Tab: go there/.test(shown.hint)) throw new Error(`the hint does not say Tab goes there: ${JSON.stringify(shown.hint)}`);
+    const first = await waitFor(
+      "mmlsp/nextEditShown at the server",
+      async () => recorded(record).find((r) => r.method === "mmlsp/nextEditShown"),
+      5000,
+    );
+
+    t.step("Tab goes to the edit");
+    await page.keyboard.press("Tab");
+    const cursor = page.locator('[id="status.editor.selection"]');
+    const where = await waitFor("the cursor on line 2", async () => {
+      const at = (await cursor.innerText().catch(() => "")).trim();
+      return /Ln 2,/.test(at) ? at : false;
+    }, 5000);
+    const applyHint = await waitFor(
+      "the hint to say Tab applies",
+      async () => (await decorations(editor)).attached.find((a) => /Tab: apply/.test(a)),
+      5000,
+    );
+    if ((await text()).includes("tax_rate < 0")) throw new Error("Tab applied the edit instead of going to it");
+    await screenshot(page, "J13-next-edit-jumped");
+
+    t.step("Tab applies it; the accept command reaches the server");
+    await page.keyboard.press("Tab");
+    // (the chained suggestion may already show as ghost text after "tax_rate")
+    await waitFor("both uses renamed", async () => {
+      const now = await text();
+      return now.includes("if tax_rate < 0:") && now.includes("(1 + tax_rate") && !now.includes("(1 + rate");
+    }, 5000);
+    const accept = await waitFor(
+      "mmlsp.acceptNextEdit at the server",
+      async () => recorded(record).find((r) => r.method === "workspace/executeCommand"),
+      5000,
+    );
+    const args = accept.params.arguments?.[0] ?? {};
+    if (accept.params.command !== "mmlsp.acceptNextEdit" || args.id !== first.params.id || !/prices\.py$/.test(args.uri ?? "")) {
+      throw new Error(`unexpected accept: ${JSON.stringify(accept.params)} (shown ${JSON.stringify(first.params)})`);
+    }
+    const left = await decorations(editor);
+    if (left.struck.length) throw new Error(`struck-through text left after applying: ${JSON.stringify(left.struck)}`);
+
+    t.step("the chained suggestion shows as ghost text; Tab accepts it");
+    const ghost = editor.locator(".ghost-text-decoration, .ghost-text");
+    await waitFor("ghost text", async () => (await ghost.first().isVisible().catch(() => false)), 10000, 200);
+    const ghostText = (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
+    await sleep(300);
+    await screenshot(page, "J14-next-edit-chained-ghost-text");
+    if (!ghostText.includes("/ 100")) throw new Error(`the ghost text is ${JSON.stringify(ghostText)}`);
+    await page.keyboard.press("Tab");
+    await waitFor(
+      "the ghost text applied",
+      async () => !(await ghost.first().isVisible().catch(() => false)) && (await text()).includes("(1 + tax_rate / 100)"),
+      5000,
+    );
+    const accepts = await waitFor("the second accept at the server", async () => {
+      const all = recorded(record).filter((r) => r.method === "workspace/executeCommand");
+      return all.length >= 2 ? all : false;
+    }, 5000);
+    const secondId = accepts[1].params.arguments?.[0]?.id;
+    if (secondId === args.id) throw new Error(`the chained edit was accepted with the first one's id ${secondId}`);
+    await sleep(300);
+    await screenshot(page, "J15-next-edit-chained-accepted");
+
+    t.step("undo: one step per applied suggestion");
+    await page.keyboard.press(`${MOD}+Z`);
+    await waitFor("the ghost-text edit undone", async () => !(await text()).includes("/ 100"), 5000);
+    await page.keyboard.press(`${MOD}+Z`);
+    await waitFor("both renames undone in one step", async () => {
+      const now = await text();
+      return now.includes("if rate < 0:") && now.includes("(1 + rate)") && now.includes("price, tax_rate):");
+    }, 5000);
+
+    t.step("mmlsp: Next Edit asks again; Escape dismisses it");
+    await runCommand(page, "mmlsp: Next Edit", { exact: true });
+    await waitFor("the decorations again", async () => (await decorations(editor)).struck.length === 2, 10000, 250);
+    await page.keyboard.press("Escape");
+    await waitFor("the decorations gone after Escape", async () => {
+      const d = await decorations(editor);
+      return d.struck.length === 0 && !d.attached.some((a) => /suggested edit|tax_rate/.test(a));
+    }, 5000);
+    if (!(await text()).includes("if rate < 0:")) throw new Error("Escape changed the text");
+    const requests = recorded(record).filter((r) => r.method === "mmlsp/nextEdit");
+    const shownIds = recorded(record).filter((r) => r.method === "mmlsp/nextEditShown").map((r) => r.params.id);
+
+    t.step("back to the real server");
+    await closeAllEditors(page);
+    restore();
+    // The last journey: the real server starting again is enough (its model loads after).
+    const back = await waitFor(
+      "the real server starting again",
+      async () => {
+        const now = await statusText(page);
+        return /mmlsp: (starting|loading|\S+ \((cpu|cuda)\))/.test(now) && !/fake/.test(now) ? now : false;
+      },
+      60000,
+      250,
+    );
+    return (
+      `decorations ${JSON.stringify(shown.struck)} struck, ${JSON.stringify(shown.attached)} shown; after Tab the cursor at ${JSON.stringify(where)}, hint ${JSON.stringify(applyHint)}; ` +
+      `ghost text ${JSON.stringify(ghostText)}; the server saw ${requests.length} requests, shown ids ${JSON.stringify(shownIds)}, accepts ${JSON.stringify(accepts.map((a) => a.params.arguments?.[0]?.id))}; then ${JSON.stringify(back)}; ${t.done()}`
+    );
+  } finally {
+    restore();
+  }
 });
 
 runScenarios("journeys", scenarios).then(

@@ -101,14 +101,22 @@ export async function assertServerAlive(page) {
 /** The server cannot run: every later scenario would only wait for its timeout. */
 export class Fatal extends Error {}
 
-export async function runCommand(page, label) {
+/**
+ * Runs a command from the Command Palette: the first row listed, or with `{ exact: true }`
+ * the row whose title starts with `label` (the palette may list "mmlsp: Accept Next Edit"
+ * before "mmlsp: Next Edit").
+ */
+export async function runCommand(page, label, { exact = false } = {}) {
   await page.keyboard.press("F1");
   const input = page.locator(".quick-input-widget .quick-input-box input");
   await input.waitFor({ state: "visible", timeout: 10000 });
   await input.fill(`>${label}`);
-  const row = page.locator(".quick-input-widget .monaco-list-row", { hasText: label }).first();
+  const rows = page.locator(".quick-input-widget .monaco-list-row");
+  const pattern = exact ? new RegExp(`^\\s*${label.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`) : undefined;
+  const row = (exact ? rows.filter({ hasText: pattern }) : rows.filter({ hasText: label })).first();
   await row.waitFor({ state: "visible", timeout: 10000 });
-  await page.keyboard.press("Enter");
+  if (exact) await row.click();
+  else await page.keyboard.press("Enter");
   await page.locator(".quick-input-widget").waitFor({ state: "hidden", timeout: 10000 });
 }
 

@@ -34,6 +34,7 @@ import {
 import { ServerStatus, StatusBar, describe } from "./status";
 import { Discovery, discover, notFoundMessage, onPythonInterpreterChange } from "./server";
 import { ExplanationStore, SCHEME as EXPLAIN_SCHEME, showExplanation } from "./explain";
+import { NextEdits } from "./nextEdit";
 
 const STATUS_REQUEST = "mmlsp/status";
 const EXPLAIN_COMMAND = "mmlsp.explain";
@@ -49,6 +50,7 @@ let sentSettings: ServerSettings = {};
 let pollTimer: NodeJS.Timeout | undefined;
 let extensionContext: vscode.ExtensionContext;
 let explanations: ExplanationStore;
+let nextEdits: NextEdits | undefined;
 // When the server process stopped unasked, for the restart limit.
 let crashes: number[] = [];
 // The server process of the current client.
@@ -180,6 +182,21 @@ function createClient(command: string, args: string[], source: string): Language
     // The server asks for the "mmlsp" section when it gets a pull-style change
     // notification; answer with the server keys only (never serverPath and friends).
     middleware: {
+      // Next edits wait for the inline completion in flight, and are not asked for over
+      // the ghost text it shows (see nextEdit.ts).
+      provideInlineCompletionItems: async (document, position, context, token, next) => {
+        nextEdits?.completionStarted(document);
+        const version = document.version;
+        let shown = false;
+        try {
+          const result = await next(document, position, context, token);
+          const items = Array.isArray(result) ? result : result?.items;
+          shown = !token.isCancellationRequested && !!items && items.length > 0;
+          return result;
+        } finally {
+          nextEdits?.completionFinished(document, version, shown);
+        }
+      },
       // "Explain with AI" from the lightbulb runs the server's mmlsp.explain command:
       // show its answer as rendered Markdown here instead of the server's temporary file.
       executeCommand: (command, args, next) => {
@@ -338,6 +355,7 @@ async function startClient(): Promise<void> {
 async function stopClient(): Promise<void> {
   if (pollTimer) clearTimeout(pollTimer);
   pollTimer = undefined;
+  nextEdits?.clear();
   const old = client;
   client = undefined;
   if (old) {
@@ -526,10 +544,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   statusBar = new StatusBar();
   keys = serverKeys(context.extension.packageJSON);
   explanations = new ExplanationStore();
+  // Next-edit suggestions (see nextEdit.ts): asked for after edits, shown as ghost text
+  // or decorations, Tab to jump and apply.
+  nextEdits = new NextEdits({
+    client: () => client,
+    handles: (document) => vscode.languages.match(documentSelector(vscode.workspace.getConfiguration(SECTION)), document) > 0,
+    log: output,
+  });
   context.subscriptions.push(
     output,
     statusBar,
     explanations,
+    nextEdits,
     vscode.workspace.registerTextDocumentContentProvider(EXPLAIN_SCHEME, explanations),
     vscode.commands.registerCommand("mmlsp.explainSelection", explainSelection),
     vscode.commands.registerCommand("mmlsp.addDocstringHere", addDocstringHere),

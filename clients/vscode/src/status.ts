@@ -22,6 +22,8 @@ export interface ServerStatus extends EngineStatus {
   version?: string;
   settings?: Record<string, unknown>;
   completion?: Record<string, unknown>;
+  // Next-edit suggestions (mmlsp/features/next_edit.py stats): counts by event.
+  nextEdit?: { enabled?: boolean; format?: string; requests?: number; predicted?: number; shown?: number; accepted?: number };
 }
 
 export type ClientPhase = "stopped" | "starting" | "running" | "error";
@@ -54,6 +56,15 @@ export function describe(status: ServerStatus | undefined, phase: ClientPhase): 
     lines.push(
       `chat model ${status.chat.model ?? "-"}: ${status.chat.state}` +
         (status.chat.message && status.chat.message !== status.chat.state ? ` (${status.chat.message})` : ""),
+    );
+  }
+  const next = status.nextEdit;
+  if (next && next.enabled !== undefined) {
+    lines.push(
+      next.enabled
+        ? `next edits: on (${next.format || "format not chosen yet"}), ${next.requests ?? 0} asked, ` +
+            `${next.predicted ?? 0} predicted, ${next.shown ?? 0} shown, ${next.accepted ?? 0} accepted`
+        : "next edits: off",
     );
   }
   return lines;
