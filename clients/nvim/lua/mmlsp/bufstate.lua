@@ -1,10 +1,30 @@
--- What the ghost text (inline.lua) and next edits (next_edit.lua) both do to their
--- per-buffer state: stop its debounce timer, cancel its request in flight, clear its
--- extmarks. The state is a table with `timer`, `client_id`, `request_id` and `bufnr`.
+-- What the ghost text (inline.lua) and next edits (next_edit.lua) both do with their
+-- per-buffer state: find it, find its client, stop its debounce timer, cancel its
+-- request in flight, clear its extmarks. The state is a table with `timer`, `client_id`, `request_id` and `bufnr`.
 local M = {}
 
 local api = vim.api
 local compat = require("mmlsp.compat")
+
+-- The state of `bufnr` (0 or nil: the current buffer) in `buffers`, and the number.
+function M.state_of(buffers, bufnr)
+  if bufnr == nil or bufnr == 0 then
+    bufnr = api.nvim_get_current_buf()
+  end
+  return buffers[bufnr], bufnr
+end
+
+-- The running client named `name` for the state's buffer; the client may have been
+-- restarted, so a stopped one is replaced by the buffer's current one.
+function M.client_of(st, name)
+  local client = st.client_id and vim.lsp.get_client_by_id(st.client_id)
+  if client and not compat.is_stopped(client) then
+    return client
+  end
+  client = compat.clients(name, st.bufnr)[1]
+  st.client_id = client and client.id or nil
+  return client
+end
 
 function M.stop_timer(st)
   if st.timer then

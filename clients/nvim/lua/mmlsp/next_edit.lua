@@ -20,6 +20,7 @@
 -- at the cursor line says where it is (MmlspNextEditHint). The accept key applies it
 -- when the cursor is on its lines, otherwise first moves the cursor there.
 local compat = require("mmlsp.compat")
+local bufstate = require("mmlsp.bufstate")
 local config = require("mmlsp.config")
 local keys = require("mmlsp.keys")
 
@@ -50,20 +51,11 @@ local function opts()
 end
 
 local function state_of(bufnr)
-  if bufnr == nil or bufnr == 0 then
-    bufnr = api.nvim_get_current_buf()
-  end
-  return buffers[bufnr], bufnr
+  return bufstate.state_of(buffers, bufnr)
 end
 
 local function client_of(st)
-  local client = st.client_id and vim.lsp.get_client_by_id(st.client_id)
-  if client and not compat.is_stopped(client) then
-    return client
-  end
-  client = compat.clients(M.CLIENT_NAME, st.bufnr)[1]
-  st.client_id = client and client.id or nil
-  return client
+  return bufstate.client_of(st, M.CLIENT_NAME)
 end
 
 local function tick_of(st)
@@ -87,7 +79,6 @@ local function cursor_row(st)
   return api.nvim_win_get_cursor(win)[1] - 1
 end
 
-local bufstate = require("mmlsp.bufstate")
 local stop_timer, cancel_request = bufstate.stop_timer, bufstate.cancel_request
 
 local function clear_marks(st)
