@@ -37,6 +37,56 @@ def fix_messages(language: str, code: str, problem: str, before: str, after: str
     return [_system(language), {"role": "user", "content": "\n".join(parts)}]
 
 
+def generate_messages(language: str, description: str, before: str, after: str) -> Messages:
+    """Ask for the code a comment describes, to go right below it."""
+    parts = [f"Write the {language} code that this comment describes:", description.strip(), ""]
+    if before.strip():
+        parts += ["Code before it (context, do not repeat it):", _block(before, language), ""]
+    if after.strip():
+        parts += ["Code after it (context, do not repeat it):", _block(after, language), ""]
+    parts.append(
+        "Reply with only the new code, which goes right below the comment, in one code "
+        "block, and nothing else. Do not repeat the comment or the code around it."
+    )
+    return [_system(language), {"role": "user", "content": "\n".join(parts)}]
+
+
+def implement_messages(
+    language: str, stub: str, before: str, after: str, definitions: str
+) -> Messages:
+    """Ask for a whole function, from its signature and docstring (its body is kept)."""
+    parts = []
+    if definitions.strip():
+        parts += ["Definitions from other files it may use:", _block(definitions, language), ""]
+    if before.strip():
+        parts += ["Code before it (context, do not repeat it):", _block(before, language), ""]
+    parts += ["Implement this function:", _block(stub, language), ""]
+    if after.strip():
+        parts += ["Code after it (context, do not repeat it):", _block(after, language), ""]
+    parts.append(
+        "Reply with the complete function, its signature unchanged and its body "
+        "implemented, in one code block, and nothing else."
+    )
+    return [_system(language), {"role": "user", "content": "\n".join(parts)}]
+
+
+def instruction_messages(
+    language: str, code: str, instruction: str, before: str, after: str
+) -> Messages:
+    """Ask for ``code`` rewritten as the user's instruction says."""
+    parts = [f"Instruction: {instruction.strip()}", ""]
+    if before.strip():
+        parts += ["Code just before (context, do not repeat it):", _block(before, language), ""]
+    parts += ["Code to change:", _block(code, language), ""]
+    if after.strip():
+        parts += ["Code just after (context, do not repeat it):", _block(after, language), ""]
+    parts.append(
+        "Reply with the code to change rewritten as the instruction says, complete, in one "
+        "code block, and nothing else. Change nothing the instruction does not ask for."
+    )
+    return [_system(language), {"role": "user", "content": "\n".join(parts)}]
+
+
 def docstring_messages(
     language: str, code: str, kind: str, style: str, skeleton: str, existing: str | None
 ) -> Messages:

@@ -1,4 +1,5 @@
-"""Code actions: Fix, Add/Update docstring and Explain, listed at once and computed lazily.
+"""Code actions: Fix, Add/Update docstring, Explain, Generate code (from a comment),
+Implement (a stub function) and edit by instruction, listed at once and computed lazily.
 
 ``textDocument/codeAction`` only looks at the syntax tree: it never calls the model, so
 the lightbulb appears instantly. The model runs when an action is chosen: in
@@ -21,12 +22,21 @@ Commands (``workspace/executeCommand``), each taking ``[uri, position]`` or
   ``window/showDocument`` of a private temporary Markdown file where the client
   supports it, else ``window/showMessage``, unless a third argument ``{"show": false}``
   is given;
+* ``mmlsp.generateCode``: insert below the comment at the position the code it
+  describes, and apply the edit;
+* ``mmlsp.implement``: write the body of the stub function there (its body only a
+  docstring, ``pass``, ``...`` or ``raise NotImplementedError``; the docstring stays)
+  and apply the edit;
+* ``mmlsp.editSelection``: ``[uri, range, instruction]``: replace the selection with
+  the model's rewrite following the instruction (e.g. "use pathlib"), and apply the
+  edit with ``workspace/applyEdit`` (so the editor can undo it);
 * ``mmlsp.applyAction``: the fallback for clients without resolve support, taking the
   ``data`` of a listed action.
 
 The package, one job a module: ``listing`` (what is offered, no model call),
 ``targets`` (what an action applies to), ``check`` (a reply parsed in place, retried
-once), ``edits`` (fix and docstring edits), ``explain`` (the explanation and its
+once), ``edits`` (fix and docstring edits), ``generate`` (generate, implement and
+instruction edits), ``explain`` (the explanation and its
 files), ``service`` (the LSP entry points); ``document``, ``arguments`` and ``errors``
 are what they share. The names below are the package's public surface.
 """
@@ -37,11 +47,21 @@ from mmlsp.features.actions.document import Doc
 from mmlsp.features.actions.edits import docstring_edit, fix_edit, workspace_edit
 from mmlsp.features.actions.errors import ActionCancelled, ActionError
 from mmlsp.features.actions.explain import ExplainFiles, explain_markdown
+from mmlsp.features.actions.generate import (
+    comment_run_at,
+    generate_edit,
+    implement_edit,
+    instruction_edit,
+    stub_at,
+)
 from mmlsp.features.actions.listing import (
     COMMAND_ADD_DOCSTRING,
     COMMAND_APPLY,
+    COMMAND_EDIT,
     COMMAND_EXPLAIN,
     COMMAND_FIX,
+    COMMAND_GENERATE,
+    COMMAND_IMPLEMENT,
     COMMANDS,
     KINDS,
     list_actions,
@@ -53,8 +73,11 @@ __all__ = [
     "COMMANDS",
     "COMMAND_ADD_DOCSTRING",
     "COMMAND_APPLY",
+    "COMMAND_EDIT",
     "COMMAND_EXPLAIN",
     "COMMAND_FIX",
+    "COMMAND_GENERATE",
+    "COMMAND_IMPLEMENT",
     "KINDS",
     "ActionCancelled",
     "ActionError",
@@ -64,15 +87,20 @@ __all__ = [
     "ExplainFiles",
     "Target",
     "checked_replacement",
+    "comment_run_at",
     "docstring_edit",
     "explain_markdown",
     "explain_target_for",
     "fix_edit",
     "fix_target_for",
+    "generate_edit",
+    "implement_edit",
+    "instruction_edit",
     "list_actions",
     "parse_location",
     "parse_problem",
     "parse_range",
     "range_json",
+    "stub_at",
     "workspace_edit",
 ]

@@ -10,6 +10,7 @@ from lsprotocol import types
 
 from mmlsp.features.actions.arguments import range_json
 from mmlsp.features.actions.document import Doc
+from mmlsp.features.actions.generate import comment_run_at, stub_at
 from mmlsp.features.actions.targets import header_definition, on_definition_name
 from mmlsp.syntax.outline import docstring_node
 
@@ -17,7 +18,18 @@ COMMAND_FIX = "mmlsp.fix"
 COMMAND_ADD_DOCSTRING = "mmlsp.addDocstring"
 COMMAND_EXPLAIN = "mmlsp.explain"
 COMMAND_APPLY = "mmlsp.applyAction"
-COMMANDS = (COMMAND_FIX, COMMAND_ADD_DOCSTRING, COMMAND_EXPLAIN, COMMAND_APPLY)
+COMMAND_GENERATE = "mmlsp.generateCode"
+COMMAND_IMPLEMENT = "mmlsp.implement"
+COMMAND_EDIT = "mmlsp.editSelection"
+COMMANDS = (
+    COMMAND_FIX,
+    COMMAND_ADD_DOCSTRING,
+    COMMAND_EXPLAIN,
+    COMMAND_APPLY,
+    COMMAND_GENERATE,
+    COMMAND_IMPLEMENT,
+    COMMAND_EDIT,
+)
 KINDS = (
     types.CodeActionKind.QuickFix,
     types.CodeActionKind.RefactorRewrite,
@@ -84,6 +96,18 @@ def list_actions(
                 {"action": "fix", "range": range_json(rng), "message": ""},
             )
     if _kind_wanted(types.CodeActionKind.RefactorRewrite, only):
+        if comment_run_at(doc, rng) is not None:
+            add(
+                "Generate code with AI",
+                types.CodeActionKind.RefactorRewrite,
+                {"action": "generate", "range": range_json(rng)},
+            )
+        if stub_at(doc, rng) is not None:
+            add(
+                "Implement with AI",
+                types.CodeActionKind.RefactorRewrite,
+                {"action": "implement", "range": range_json(rng)},
+            )
         node = header_definition(doc, rng)
         if node is not None:
             verb = "Update" if docstring_node(node) is not None else "Add"

@@ -21,10 +21,19 @@ from mmlsp.features.actions.document import Doc
 from mmlsp.features.actions.edits import docstring_edit, fix_edit, workspace_edit
 from mmlsp.features.actions.errors import ActionCancelled, ActionError
 from mmlsp.features.actions.explain import ExplainFiles, explain_markdown
+from mmlsp.features.actions.generate import (
+    generate_edit,
+    implement_edit,
+    instruction_edit,
+    instruction_target_for,
+)
 from mmlsp.features.actions.listing import (
     COMMAND_APPLY,
+    COMMAND_EDIT,
     COMMAND_EXPLAIN,
     COMMAND_FIX,
+    COMMAND_GENERATE,
+    COMMAND_IMPLEMENT,
     list_actions,
 )
 from mmlsp.features.actions.targets import fix_target_for
@@ -36,6 +45,15 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ACTION_TIMEOUT_S = 180.0
+# The progress title of each edit action (``data["action"]``).
+_TITLES = {
+    "fix": "fixing the code",
+    "docstring": "writing the docstring",
+    "generate": "writing the code",
+    "implement": "implementing the function",
+    "edit": "editing the code",
+}
+_COMMAND_ACTIONS = {COMMAND_GENERATE: "generate", COMMAND_IMPLEMENT: "implement"}
 
 
 class ActionService:
@@ -123,7 +141,7 @@ class ActionService:
 
     async def compute_edit(self, data: Any) -> tuple[Doc, types.TextEdit]:
         """The edit for a listed action's ``data``; ActionError says why there is none."""
-        if not isinstance(data, dict) or data.get("action") not in ("fix", "docstring"):
+        if not isinstance(data, dict) or data.get("action") not in _TITLES:
             raise ActionError(f"not an mmlsp action: {data!r}")
         doc = self.doc(str(data.get("uri")))
         if data.get("version") is not None and data["version"] != doc.version:
@@ -134,20 +152,36 @@ class ActionService:
 
         async def run(work: Work) -> types.TextEdit:
             try:
-                if data["action"] == "fix":
-                    # Room for the target rewritten with some additions, fences included
-                    # (code runs about 3 to 4 characters a token).
-                    target = fix_target_for(doc, rng)
-                    tokens = min(1536, (target.end - target.start) // 2 + 96)
-                    ask = self._ask(tokens, work, code_reply=True)
-                    return await fix_edit(doc, rng, str(data.get("message") or ""), ask)
-                ask = self._ask(320, work, code_reply=True)
-                return await docstring_edit(doc, rng, self.settings().docstring_style, ask)
+                return await self._edit(doc, rng, data, work)
             except EngineError as exc:
                 raise ActionError(str(exc)) from exc
 
-        title = "fixing the code" if data["action"] == "fix" else "writing the docstring"
+        title = _TITLES[data["action"]]
         return doc, await self._with_progress(title, run)
+
+    async def _edit(
+        self, doc: Doc, rng: types.Range, data: dict[str, Any], work: Work
+    ) -> types.TextEdit:
+        action = data["action"]
+        if action == "fix":
+            # Room for the target rewritten with some additions, fences included
+            # (code runs about 3 to 4 characters a token).
+            target = fix_target_for(doc, rng)
+            tokens = min(1536, (target.end - target.start) // 2 + 96)
+            ask = self._ask(tokens, work, code_reply=True)
+            return await fix_edit(doc, rng, str(data.get("message") or ""), ask)
+        if action == "generate":
+            return await generate_edit(doc, rng, self._ask(512, work, code_reply=True))
+        if action == "implement":
+            ask = self._ask(768, work, code_reply=True)
+            return await implement_edit(doc, rng, ask, self.session.index)
+        if action == "edit":
+            target = instruction_target_for(doc, rng)
+            tokens = min(1536, (target.end - target.start) // 2 + 160)
+            ask = self._ask(tokens, work, code_reply=True)
+            return await instruction_edit(doc, rng, str(data.get("instruction") or ""), ask)
+        ask = self._ask(320, work, code_reply=True)
+        return await docstring_edit(doc, rng, self.settings().docstring_style, ask)
 
     async def resolve(self, action: types.CodeAction) -> types.CodeAction:
         if not isinstance(action.data, dict) or "action" not in action.data:
@@ -187,9 +221,20 @@ class ActionService:
                 options = args[2] if len(args) > 2 and isinstance(args[2], dict) else {}
                 return await self.explain(uri, rng, show=options.get("show", True) is not False)
             doc = self.doc(uri)
+            third = args[2] if len(args) > 2 else None
             if command == COMMAND_FIX:
-                problem = args[2] if len(args) > 2 and isinstance(args[2], str) else ""
+                problem = third if isinstance(third, str) else ""
                 data = {"action": "fix", "range": range_json(rng), "message": problem}
+            elif command == COMMAND_EDIT:
+                if isinstance(third, dict):
+                    third = third.get("instruction")
+                if not isinstance(third, str) or not third.strip():
+                    raise ActionError(
+                        "expected arguments [uri, range, instruction]: no instruction given"
+                    )
+                data = {"action": "edit", "range": range_json(rng), "instruction": third}
+            elif command in _COMMAND_ACTIONS:
+                data = {"action": _COMMAND_ACTIONS[command], "range": range_json(rng)}
             else:
                 data = {"action": "docstring", "range": range_json(rng)}
             return await self.apply({**data, "uri": doc.uri, "version": doc.version})
