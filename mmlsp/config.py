@@ -238,6 +238,12 @@ class Settings:
         description="The model for code actions, hover and review; empty: the same as "
         "model (then loaded once).",
     )
+    vision_model: Annotated[str, Strict(), StringConstraints(strip_whitespace=True)] = Field(
+        default="",
+        description="A vision-language model (a Hugging Face id or a local directory, or "
+        "the served model with backend openai) that describes the images the code refers "
+        "to; empty: off, and no image is read.",
+    )
     docstring_style: Annotated[str, OneOf(DOCSTRING_STYLES)] = Field(
         default="google", description="The style of written docstrings: google, numpy or rest."
     )

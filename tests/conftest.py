@@ -10,6 +10,7 @@ import pytest_asyncio
 
 from tests.lsp_helpers import lsp_session, wait_for_state
 from tests.tiny_model import build_tiny_model, write_tiny_gguf
+from tests.tiny_vlm import build_tiny_vlm
 
 # Nothing in the test suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -19,6 +20,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight LLaVA with its processor (tests/tiny_vlm.py)."""
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,8 @@
 
 It may also hold a second engine for chat (code actions, hover, review) when the
 ``chatModel`` setting names a different model; otherwise chat shares the one engine.
-Both load the same way (``slot.EngineSlot``).
+And a vision-language model, while ``visionModel`` names one (``vision.py``): asked
+only with requests that carry images. All load the same way (``slot.EngineSlot``).
 
 The server never blocks on the model. Loading happens on its own thread while syntax
 features keep working. An in-process model generates one request at a time on a
@@ -46,6 +47,7 @@ from mmlsp.engine.factory import (
 )
 from mmlsp.engine.slot import Done, EngineSlot, Status
 from mmlsp.engine.spec import LoadSpec
+from mmlsp.engine.vision import VisionPrompt, local_vision_factory
 from mmlsp.memory import IdleTrim, release_free_memory
 from mmlsp.prompt.fim import FimTemplate
 from mmlsp.text.positions import scrub_surrogates
@@ -64,9 +66,11 @@ class EngineHost:
         self,
         factory: EngineFactory = local_engine_factory,
         remote_factory: RemoteFactory = openai_engine_factory,
+        vision_factory: EngineFactory = local_vision_factory,
     ) -> None:
         self._factory = factory
         self._remote_factory = remote_factory
+        self._vision_factory = vision_factory
         # Requests being generated, so shutdown() can cancel them; the worker's futures.
         self._inflight: dict[int, GenerationRequest] = {}
         # Background generations in flight, and the gate that runs them one at a time.
@@ -92,6 +96,10 @@ class EngineHost:
         self._chat = EngineSlot(
             "chat model", self._make, self._loader, self._retire, completion=False
         )
+        # The vision-language model, only while visionModel names one.
+        self._vision = EngineSlot(
+            "vision model", self._make_vision, self._loader, self._retire, completion=False
+        )
 
     @property
     def engine(self) -> Engine | None:
@@ -113,6 +121,20 @@ class EngineHost:
     @property
     def chat_status(self) -> Status:
         return self._main.status if self._chat.spec is None else self._chat.status
+
+    @property
+    def vision_engine(self) -> Engine | None:
+        """The vision-language model, once loaded; None while visionModel is empty."""
+        return self._vision.engine
+
+    @property
+    def vision_status(self) -> Status:
+        return self._vision.status
+
+    @property
+    def vision_configured(self) -> bool:
+        """Whether visionModel names a model (loaded, loading or failed)."""
+        return self._vision.spec is not None
 
     def chat_is_fast(self) -> bool:
         """Whether the chat engine runs on a GPU or a remote backend (review's auto mode)."""
@@ -142,6 +164,30 @@ class EngineHost:
         Returns whether a load was started.
         """
         return self._chat.load(spec, progress, done)
+
+    def load_vision(
+        self,
+        spec: LoadSpec | None,
+        progress: Progress = lambda _m, _p: None,
+        done: Done = lambda _s: None,
+    ) -> bool:
+        """Load the vision-language model in the background; None: hold none.
+
+        Returns whether a load was started.
+        """
+        return self._vision.load(spec, progress, done)
+
+    def wait_vision(self, timeout: float | None = None) -> Status:
+        self._vision.ready.wait(timeout)
+        return self.vision_status
+
+    def _make_vision(self, spec: LoadSpec, progress: Progress) -> Engine:
+        if spec.backend == "local":
+            extra: dict[str, Any] = {"trust_remote_code": True} if spec.trust_remote_code else {}
+            if spec.dtype != "auto":
+                extra["dtype"] = spec.dtype
+            return self._vision_factory(spec.model, spec.device, monotonic(progress), **extra)
+        return self._make(spec, progress)  # a served model: the same remote engine
 
     def _make(self, spec: LoadSpec, progress: Progress) -> Engine:
         progress = monotonic(progress)
@@ -178,6 +224,7 @@ class EngineHost:
         chat: bool = False,
         background: bool = False,
         record: bool = True,
+        vision: bool = False,
     ) -> GenerationResult:
         """Generate; cancelling the awaiting task cancels the request.
 
@@ -189,8 +236,11 @@ class EngineHost:
         time and gives way to completions: a completion request cancels the background
         generation in flight, so typing never waits behind it, and background work can
         never hold every slot of a remote backend. ``record``: count it in the status
-        (warm-ups are not generations the user asked for).
+        (warm-ups are not generations the user asked for). ``vision``: the request
+        (a ``VisionPrompt``) goes to the vision model.
         """
+        if vision:
+            chat = True  # counted as chat: no "last completion" figures
         if background:
             if self._background_gate is None:
                 self._background_gate = asyncio.Semaphore(1)
@@ -199,21 +249,26 @@ class EngineHost:
                     return GenerationResult("", request.interrupted() or "cancelled", 0, 0, 0.0)
                 self._background[id(request)] = request
                 try:
-                    return await self._generate(request, chat, True, record)
+                    return await self._generate(request, chat, True, record, vision)
                 finally:
                     self._background.pop(id(request), None)
         if not chat:
             for waiting in list(self._background.values()):
                 waiting.cancel.set()  # stops at its next token
-        return await self._generate(request, chat, False, record)
+        return await self._generate(request, chat, False, record, vision)
 
     async def _generate(
-        self, request: GenerationRequest, chat: bool, background: bool, record: bool
+        self,
+        request: GenerationRequest,
+        chat: bool,
+        background: bool,
+        record: bool,
+        vision: bool = False,
     ) -> GenerationResult:
-        engine = self.chat_engine if chat else self.engine
+        engine = self.vision_engine if vision else self.chat_engine if chat else self.engine
         if engine is None:
-            status = self.chat_status if chat else self.status
-            which = "chat model" if chat else "model"
+            status = self.vision_status if vision else self.chat_status if chat else self.status
+            which = "vision model" if vision else "chat model" if chat else "model"
             raise EngineError(f"{which} is not ready: {status.state} {status.message}")
         # JSON lets a client send lone surrogates; every tokenizer rejects them. One
         # U+FFFD each keeps the prompt's length and the rest of the text intact.
@@ -304,13 +359,15 @@ class EngineHost:
         self._worker.shutdown(wait=False, cancel_futures=True)
         self._loader.shutdown(wait=False, cancel_futures=True)
         self._stop_running(wait_s)
-        for slot in (self._main, self._chat):
+        for slot in (self._main, self._chat, self._vision):
             if slot.engine is not None:
                 slot.engine.close()
 
 
 def _scrubbed(prompt: str) -> str:
     """``prompt`` without lone surrogates, a ChatPrompt's messages included."""
+    if isinstance(prompt, VisionPrompt):
+        return prompt.map_text(scrub_surrogates)
     clean = scrub_surrogates(prompt)
     if isinstance(prompt, ChatPrompt):
         messages = [{k: scrub_surrogates(v) for k, v in m.items()} for m in prompt.messages]

@@ -54,6 +54,7 @@ from mmlsp.engine.spec import RemoteSpec
 from mmlsp.engine.sse import SSEDecoder, SSEEvent, parse_event
 from mmlsp.engine.stream import Exchange, Stream, run_stream
 from mmlsp.engine.templates import TemplateEvidence, template_from_name
+from mmlsp.engine.vision import VisionPrompt
 from mmlsp.prompt.fim import FimPrompt, FimTemplate
 
 # Defined in the modules this one was split into; importable from here as before.
@@ -203,8 +204,18 @@ class OpenAIEngine(Engine):
     def _request_body(self, request: GenerationRequest) -> tuple[str, dict[str, Any]]:
         prompt = request.prompt
         llama = self.server_kind in ("llama.cpp", "llama-cpp-python")
-        if isinstance(prompt, ChatPrompt):
+        if isinstance(prompt, VisionPrompt):
+            # Images as image_url parts (base64 data: URLs) for a vision model served.
             body: dict[str, Any] = {
+                "model": self.model,
+                "messages": prompt.openai_messages(),
+                "max_tokens": request.max_new_tokens,
+                "temperature": 0,
+                "stream": True,
+            }
+            path = "/v1/chat/completions"
+        elif isinstance(prompt, ChatPrompt):
+            body = {
                 "model": self.model,
                 "messages": [dict(m) for m in prompt.messages],
                 "max_tokens": request.max_new_tokens,

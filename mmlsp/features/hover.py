@@ -6,6 +6,7 @@ with the signature and docstring. The explanation is asked of the chat model in 
 background and cached by a hash of the definition's text:
 if it is ready within a short budget it is part of this answer, otherwise of the next
 hover. Editing the definition changes its hash, so a stale explanation is never shown.
+Hovering an image the code names is ``image_hover``'s: the vision model describes it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lsprotocol import types
 from mmlsp import chat
 from mmlsp.context.workspace import read_source
 from mmlsp.engine import EngineError, EngineHost
+from mmlsp.features.image_hover import ImageHover
 from mmlsp.session import Session
 from mmlsp.syntax import SyntaxDocument
 from mmlsp.syntax.outline import (
@@ -79,6 +81,7 @@ class HoverService:
         self.cache_size = cache_size
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._pending: dict[str, asyncio.Task[str | None]] = {}
+        self.images = ImageHover(session, host, budget_s)
 
     def _lookup(self, uri: str, name: str) -> tuple[str, SyntaxDocument, tree_sitter.Node] | None:
         """The definition called ``name``: in this document first, then other open ones."""
@@ -145,6 +148,8 @@ class HoverService:
 
     async def hover(self, params: types.HoverParams) -> types.Hover | None:
         uri = params.text_document.uri
+        if (image := await self.images.hover(params)) is not None:
+            return image
         found = self.target(uri, params.position)
         if found is None:
             return None

@@ -38,6 +38,7 @@ class ModelLoading:
         """Load (or keep) the main model and, when chatModel names another, the chat model."""
         self.load_main(settings)
         self.load_chat(settings)
+        self.load_vision(settings)
 
     def load_chat(self, s: Settings) -> None:
         """Load a separate chat model only when chatModel names another model."""
@@ -53,6 +54,26 @@ class ModelLoading:
                 self.notify_once(status.warning, logging.WARNING)
 
         self.host.load_chat(spec, lambda message, _pct: log.info("chat model: %s", message), done)
+
+    def load_vision(self, s: Settings) -> None:
+        """Load the vision-language model while visionModel names one; else hold none."""
+        spec = (
+            LoadSpec.from_settings(s, model=s.vision_model, fim_template="none")
+            if s.vision_model
+            else None
+        )
+
+        def done(status: Status) -> None:
+            if status.state == "failed":
+                self.client.notify_user(
+                    f"vision model {status.model!r} failed to load: {status.message}"
+                )
+            elif status.warning:
+                self.notify_once(status.warning, logging.WARNING)
+
+        self.host.load_vision(
+            spec, lambda message, _pct: log.info("vision model: %s", message), done
+        )
 
     def load_main(self, s: Settings) -> None:
         token = f"mmlsp-load-{uuid.uuid4()}"

@@ -1,0 +1,102 @@
+"""Asking the vision model about images: the prompts, and ``ask_with_images``.
+
+Features call this with images already read (``context.images.read_image``: inside
+the workspace, within the caps). ``describe_image`` is what hover shows; actions that
+want an image in their chat (explain, generate from a mockup) pass their own text to
+``ask_with_images``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from mmlsp.chat.replies import clean_markdown, trim_unfinished
+from mmlsp.chat.sending import Reply, stop_at_repetition
+from mmlsp.context.images import LoadedImage
+from mmlsp.engine import EngineError, EngineHost, GenerationRequest
+from mmlsp.engine.vision import Message, VisionPrompt
+
+log = logging.getLogger("mmlsp.chat")
+
+DESCRIBE_MAX_TOKENS = 200
+DESCRIBE_TIMEOUT_S = 120.0
+
+
+def describe_messages(name: str, context: str = "") -> list[Message]:
+    """Ask for a short description of one image, for a developer reading the code."""
+    text = [
+        f"This image, {name}, is referred to from source code.",
+        "Describe what it shows for a developer reading that code: its kind (UI mockup, "
+        "diagram, screenshot, plot, photo...), its main elements and any text in it. "
+        "Answer in Markdown, in at most five short bullet points.",
+    ]
+    if context:
+        text.insert(1, f"The code around the reference:\n```\n{context}\n```")
+    content = [{"type": "image"}, {"type": "text", "text": "\n\n".join(text)}]
+    return [{"role": "user", "content": content}]
+
+
+async def ask_with_images(
+    host: EngineHost,
+    messages: Sequence[Message],
+    images: Sequence[LoadedImage],
+    max_new_tokens: int,
+    timeout_s: float,
+    cancel: threading.Event | None = None,
+    background: bool = False,
+) -> Reply:
+    """One chat turn with the vision model; ``messages`` hold one ``{"type": "image"}``
+    part per image, in order. Raises EngineError when there is no vision model, it is
+    not ready, or the request was cancelled."""
+    if host.vision_engine is None:
+        if not host.vision_configured:
+            raise EngineError("no vision model is set (visionModel)")
+        status = host.vision_status
+        raise EngineError(f"the vision model is not ready ({status.state}: {status.message})")
+    request = GenerationRequest(
+        prompt=VisionPrompt(messages, images),
+        max_new_tokens=max_new_tokens,
+        stop_at=stop_at_repetition,
+        deadline=time.monotonic() + timeout_s,
+    )
+    if cancel is not None:
+        request.cancel = cancel
+    result = await host.generate(request, vision=True, background=background)
+    log.debug(
+        "vision reply: %d tokens in %.1f s (%s): %r",
+        result.generated_tokens,
+        result.seconds,
+        result.finish_reason,
+        result.text,
+    )
+    if result.finish_reason == "cancelled":
+        raise EngineError("the request was cancelled")
+    return Reply(result.text, result.finish_reason)
+
+
+async def describe_image(
+    host: EngineHost,
+    image: LoadedImage,
+    name: str,
+    context: str = "",
+    cancel: threading.Event | None = None,
+    background: bool = True,
+) -> str:
+    """A Markdown description of ``image`` by the vision model ("" if it wrote none)."""
+    reply = await ask_with_images(
+        host,
+        describe_messages(name, context),
+        [image],
+        DESCRIBE_MAX_TOKENS,
+        DESCRIBE_TIMEOUT_S,
+        cancel=cancel,
+        background=background,
+    )
+    text = clean_markdown(reply)
+    if reply.cut_short:
+        text = clean_markdown(trim_unfinished(text))
+        text = f"{text} …" if text else text
+    return text
