@@ -9,6 +9,7 @@ want an image in their chat (explain, generate from a mockup) pass their own tex
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from mmlsp.engine.vision import Message, VisionPrompt
 log = logging.getLogger("mmlsp.chat")
 
 DESCRIBE_MAX_TOKENS = 200
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 DESCRIBE_TIMEOUT_S = 120.0
 
 
@@ -95,7 +97,8 @@ async def describe_image(
         cancel=cancel,
         background=background,
     )
-    text = clean_markdown(reply)
+    # Control characters (a model's noise) have no place in a hover.
+    text = clean_markdown(_CONTROL.sub("", reply))
     if reply.cut_short:
         text = clean_markdown(trim_unfinished(text))
         text = f"{text} …" if text else text

@@ -176,7 +176,7 @@ def inside_roots(path: Path, roots: Sequence[Path]) -> Path:
             continue
         if real == real_root or real_root in real.parents:
             return real
-    raise ImageRefused(f"{path.name} lies outside the workspace folders; it is not read")
+    raise ImageRefused(f"{path.name} lies outside the workspace folders")
 
 
 def read_bytes(path: Path, roots: Sequence[Path], max_bytes: int) -> tuple[Path, bytes]:
@@ -195,7 +195,7 @@ def read_bytes(path: Path, roots: Sequence[Path], max_bytes: int) -> tuple[Path,
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ImageRefused(f"{path.name} is not a regular file; it is not read")
+            raise ImageRefused(f"{path.name} is not a regular file")
         if info.st_size > max_bytes:
             raise ImageRefused(
                 f"{path.name} is too large ({_size(info.st_size)}; the limit is {_size(max_bytes)})"
@@ -238,7 +238,7 @@ def decode(data: bytes, name: str, limits: ImageLimits) -> tuple[str, int, int, 
         except ImageRefused:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageRefused(f"{name} declares too many pixels; it is not decoded") from None
+            raise ImageRefused(f"{name} declares too many pixels") from None
         except UnidentifiedImageError:
             raise ImageRefused(f"{name} is not a PNG, JPEG, WebP or GIF image") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:

@@ -116,7 +116,7 @@ class ImageHover:
         try:
             image = await asyncio.to_thread(read_image, path, roots, self.limits)
         except ImageRefused as exc:
-            return f"{header}\n\n*mmlsp: not read: {exc}.*"
+            return f"{header}\n\n*mmlsp: image not read: {exc}.*"
         header += f" · {image.format} {image.width}×{image.height}"
         engine = self.host.vision_engine
         model = self.host.vision_status.model or ""

@@ -324,6 +324,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         return {
             **dataclasses.asdict(ls.host.status),
             "chat": dataclasses.asdict(ls.host.chat_status),
+            "vision": dataclasses.asdict(ls.host.vision_status),
             "version": __version__,
             "settings": ls.settings.to_dict(),
             "completion": ls.completions.stats(),
