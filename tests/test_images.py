@@ -14,6 +14,7 @@ from mmlsp.context.images import (
     ImageLimits,
     ImageRefused,
     find_references,
+    load_referenced,
     read_image,
     reference_at,
     resolve,
@@ -173,3 +174,16 @@ def test_refuses_a_decompression_bomb_before_decoding(tmp_path: Path):
     small.write_bytes(_png_bomb(8000, 6000))
     with pytest.raises(ImageRefused, match=r"too many pixels \(8000×6000"):
         read_image(small, [tmp_path], ImageLimits(max_pixels=10_000_000))
+
+
+def test_load_referenced_reads_each_named_image_once_up_to_a_limit(tmp_path: Path):
+    root = tmp_path / "ws"
+    for name in ("a.png", "b.png", "c.png"):
+        draw(root / name)
+    draw(tmp_path / "out.png")
+    doc = root / "m.py"
+    text = "# a.png and again ./a.png\n# ../out.png, missing.png\n# b.png c.png\n"
+    images, refused = load_referenced(text, doc, [root])
+    assert [i.path.name for i in images] == ["a.png", "b.png"]
+    assert len(refused) == 1 and "outside the workspace" in refused[0]
+    assert load_referenced("no images here", doc, [root]) == ([], [])

@@ -276,3 +276,32 @@ def _rgb(img: Any) -> Any:
 
 def _size(n: int) -> str:
     return f"{n / 1_000_000:.1f} MB" if n >= 1_000_000 else f"{n / 1000:.0f} kB"
+
+
+def load_referenced(
+    text: str,
+    document: Path | None,
+    roots: Sequence[Path],
+    limits: ImageLimits | None = None,
+    max_images: int = 2,
+) -> tuple[list[LoadedImage], list[str]]:
+    """The images ``text`` names (the code an action sends, a comment describing code
+    to write), read as ``read_image`` reads them: at most ``max_images``, each file
+    once, in order; and why each other one that exists was refused. For the actions
+    that send images with code (explain, generate from a mockup): call it only when a
+    vision model is set."""
+    images: list[LoadedImage] = []
+    refused: list[str] = []
+    seen: set[Path] = set()
+    for ref in find_references(text):
+        if len(images) >= max_images:
+            break
+        path = resolve(ref.target, document, roots)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        try:
+            images.append(read_image(path, roots, limits))
+        except ImageRefused as exc:
+            refused.append(str(exc))
+    return images, refused
