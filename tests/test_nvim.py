@@ -45,6 +45,7 @@ SCENARIOS = (
     "hover",
     "explain_command",
     "docstring_command",
+    "edit_command",
     "ghost_highlight",
     "hover_key",
 )

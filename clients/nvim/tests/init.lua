@@ -492,7 +492,7 @@ scenario("tab_fallthrough", 30000, function(ctx)
 end)
 
 scenario("commands", 30000, function(ctx)
-  for _, name in ipairs({ "MmlspExplain", "MmlspDocstring", "MmlspStatus", "MmlspRestart", "MmlspToggle" }) do
+  for _, name in ipairs({ "MmlspExplain", "MmlspDocstring", "MmlspEdit", "MmlspStatus", "MmlspRestart", "MmlspToggle" }) do
     if vim.fn.exists(":" .. name) ~= 2 then
       ctx.fail(":" .. name .. " is missing")
       return
@@ -756,6 +756,109 @@ scenario("docstring_command", 150000, function(ctx)
         return
       end
       ctx.done("pass", vim.inspect(found.lines))
+    end)
+  end)
+end)
+
+-- :MmlspEdit from visual mode: asks with vim.ui.input, sends the selection and the
+-- instruction. With the tiny model the server either applies an edit (one undo step)
+-- or refuses it with RequestFailed; then a scripted answer (the server's
+-- workspace/applyEdit, as it sends it) shows the edit applied and undone.
+scenario("edit_command", 150000, function(ctx)
+  local path = write_file("edit.py", ACTIONS_TEXT)
+  open(ctx, path, function(bufnr)
+    local before = lines(bufnr)
+    local uri = vim.uri_from_bufnr(bufnr)
+    local asked = {}
+    local original_input = vim.ui.input
+    vim.ui.input = function(opts, on_confirm)
+      table.insert(asked, opts.prompt)
+      on_confirm("add type hints")
+    end
+    local sent, answer = nil, nil
+    local original_request = compat.request
+    compat.request = function(c, method, params, handler, buf)
+      if method == "workspace/executeCommand" and params.command == "mmlsp.editSelection" then
+        sent = params
+        return original_request(c, method, params, function(err, result, ...)
+          answer = { err = err, result = result }
+          return handler(err, result, ...)
+        end, buf)
+      end
+      return original_request(c, method, params, handler, buf)
+    end
+    local function restore()
+      vim.ui.input = original_input
+      compat.request = original_request
+    end
+    api.nvim_win_set_cursor(0, { 1, 0 })
+    keys("Vj<Plug>(mmlsp-edit)")
+    ctx.wait("the server's answer to mmlsp.editSelection", function()
+      return answer
+    end, 120000, function()
+      if #asked ~= 1 then
+        restore()
+        ctx.fail("vim.ui.input was asked " .. #asked .. " times")
+        return
+      end
+      local args = sent.arguments
+      local want_range = { start = { line = 0, character = 0 }, ["end"] = { line = 1, character = 16 } }
+      if args[1] ~= uri or not vim.deep_equal(args[2], want_range) or args[3] ~= "add type hints" then
+        restore()
+        ctx.fail("unexpected arguments: " .. vim.inspect(args))
+        return
+      end
+      local real
+      if answer.err then
+        if answer.err.code ~= -32803 or not vim.deep_equal(lines(bufnr), before) then
+          restore()
+          ctx.fail("unexpected error or a changed buffer: " .. vim.inspect(answer.err))
+          return
+        end
+        real = "refused: " .. tostring(answer.err.message):sub(1, 80)
+      else
+        if answer.result ~= true or vim.deep_equal(lines(bufnr), before) then
+          restore()
+          ctx.fail("no edit applied: " .. vim.inspect(answer))
+          return
+        end
+        vim.cmd("silent! undo")
+        if not vim.deep_equal(lines(bufnr), before) then
+          restore()
+          ctx.fail("one undo did not restore the buffer: " .. vim.inspect(lines(bufnr)))
+          return
+        end
+        real = "applied and undone"
+      end
+      -- A scripted answer: the server applies the edit as the real one does.
+      compat.request = function(c, method, params, handler, buf)
+        if method == "workspace/executeCommand" and params.command == "mmlsp.editSelection" then
+          local edit = {
+            changes = {
+              [params.arguments[1]] = {
+                { range = params.arguments[2], newText = "def add(a: int, b: int) -> int:\n    return a + b" },
+              },
+            },
+          }
+          vim.lsp.handlers["workspace/applyEdit"](nil, { edit = edit }, { client_id = c.id, method = "workspace/applyEdit" })
+          handler(nil, true, { method = method, client_id = c.id, bufnr = buf })
+          return true, 1
+        end
+        return original_request(c, method, params, handler, buf)
+      end
+      vim.cmd("1,2MmlspEdit")
+      restore()
+      local edited = lines(bufnr)
+      if edited[1] ~= "def add(a: int, b: int) -> int:" or #asked ~= 2 then
+        ctx.fail("the scripted edit was not applied: " .. vim.inspect(edited))
+        return
+      end
+      vim.cmd("silent! undo")
+      if not vim.deep_equal(lines(bufnr), before) then
+        ctx.fail("one undo did not restore the buffer: " .. vim.inspect(lines(bufnr)))
+        return
+      end
+      ctx.done("pass", "real server: " .. real .. "; scripted edit applied and undone")
     end)
   end)
 end)

@@ -1,5 +1,13 @@
--- User commands: :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart,
--- :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle.
+-- User commands: :MmlspExplain, :MmlspDocstring, :MmlspEdit, :MmlspStatus,
+-- :MmlspRestart, :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle; and the
+-- visual-mode mapping <Plug>(mmlsp-edit).
+--
+-- :MmlspEdit [instruction] (a range, e.g. from visual mode) asks for the
+-- instruction with vim.ui.input when none is given, then sends
+--   command    "mmlsp.editSelection"
+--   arguments  { URI, Range, instruction }
+--   result     true when the server applied the edit with workspace/applyEdit
+--              (one undo step), or a WorkspaceEdit for the client to apply.
 --
 -- Explain and docstring are server commands (workspace/executeCommand), the
 -- contract with the server being:
@@ -26,6 +34,7 @@ local M = {}
 
 M.EXPLAIN = "mmlsp.explain"
 M.ADD_DOCSTRING = "mmlsp.addDocstring"
+M.EDIT = "mmlsp.editSelection"
 
 local function notify(msg, level)
   vim.notify("mmlsp: " .. msg, level or vim.log.levels.INFO)
@@ -206,7 +215,11 @@ local function run_code_action(client, bufnr, args, pattern, on_done)
 end
 
 -- What the status line says while the model works (it can take a while).
-local WORKING = { [M.EXPLAIN] = "explaining…", [M.ADD_DOCSTRING] = "writing the docstring…" }
+local WORKING = {
+  [M.EXPLAIN] = "explaining…",
+  [M.ADD_DOCSTRING] = "writing the docstring…",
+  [M.EDIT] = "editing…",
+}
 
 local function run(command, pattern, range, on_result)
   local bufnr = api.nvim_get_current_buf()
@@ -247,6 +260,36 @@ function M.docstring(range)
   run(M.ADD_DOCSTRING, "docstring", range, function(client, result)
     apply_edit(client, result)
   end)
+end
+
+--- Rewrites the selection (`range` = {line1, line2}) or the code at the cursor as
+--- `instruction` says; asks for the instruction with vim.ui.input when it is nil.
+function M.edit(range, instruction)
+  local bufnr = api.nvim_get_current_buf()
+  local client = client_for(bufnr)
+  if not client then
+    return
+  end
+  -- Read the selection now: the input prompt may move the cursor or the marks.
+  local args = M.arguments(bufnr, client.offset_encoding or "utf-16", range)
+  local function send(text)
+    if text == nil or not text:match("%S") then
+      return -- cancelled, or nothing typed
+    end
+    if not advertises(client, M.EDIT) then
+      notify("the server does not offer " .. M.EDIT, vim.log.levels.WARN)
+      return
+    end
+    notify(WORKING[M.EDIT])
+    execute(client, bufnr, M.EDIT, { args.textDocument.uri, args.range, text }, function(result)
+      apply_edit(client, result)
+    end)
+  end
+  if instruction ~= nil and instruction:match("%S") then
+    send(instruction)
+  else
+    vim.ui.input({ prompt = "mmlsp edit: " }, send)
+  end
 end
 
 --- Calls back with the server's mmlsp/status ({state, model, device, ...}), or
@@ -310,6 +353,17 @@ function M.create()
   create("MmlspDocstring", function(args)
     M.docstring(range_of(args))
   end, { range = true, desc = "mmlsp: add or update the docstring at the cursor" })
+  create("MmlspEdit", function(args)
+    M.edit(range_of(args), args.args)
+  end, {
+    range = true,
+    nargs = "*",
+    desc = "mmlsp: rewrite the selection as an instruction says (asked when not given)",
+  })
+  vim.keymap.set("x", "<Plug>(mmlsp-edit)", ":MmlspEdit<CR>", {
+    silent = true,
+    desc = "mmlsp: rewrite the selection as an instruction says",
+  })
   create("MmlspStatus", function()
     M.status()
   end, { desc = "mmlsp: show the model's state" })

@@ -21,8 +21,8 @@ M.defaults = {
   on_attach = nil,
   -- Extra client capabilities merged over Neovim's defaults.
   capabilities = nil,
-  -- Create :MmlspExplain, :MmlspDocstring, :MmlspStatus, :MmlspRestart, :MmlspToggle,
-  -- :MmlspNextEdit, :MmlspNextEditToggle.
+  -- Create :MmlspExplain, :MmlspDocstring, :MmlspEdit, :MmlspStatus, :MmlspRestart,
+  -- :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle (and <Plug>(mmlsp-edit)).
   commands = true,
   inline = {
     -- Show inline completions as ghost text.
