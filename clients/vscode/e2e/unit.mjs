@@ -6,6 +6,7 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const { tidyMarkdown, openFence } = require("../out/markdown.js");
 const plan = require("../out/nextEditPlan.js");
+const instruction = require("../out/instruction.js");
 
 let failures = 0;
 function check(name, fn) {
@@ -153,6 +154,19 @@ check("the hover diff shows whole lines before and after", () => {
   assert.ok(md.includes("-     return price * (1 + rate)\n+     return price * (1 + tax_rate)"), md);
   assert.equal(plan.changesSomething([edit(1, 24, 1, 28, "rate")], () => "rate"), false);
   assert.equal(plan.changesSomething([edit(1, 24, 1, 28, "tax_rate")], () => "rate"), true);
+});
+
+check("edit by instruction: the typed instruction goes to mmlsp.editSelection", () => {
+  const range = { start: { line: 3, character: 0 }, end: { line: 5, character: 0 } };
+  assert.equal(instruction.EDIT_COMMAND, "mmlsp.editSelection");
+  assert.deepEqual(instruction.editArguments("file:///a.py", range, "  use pathlib \n"), [
+    "file:///a.py",
+    range,
+    "use pathlib",
+  ]);
+  // A cancelled box (undefined) or a blank one sends nothing.
+  assert.equal(instruction.editArguments("file:///a.py", range, undefined), undefined);
+  assert.equal(instruction.editArguments("file:///a.py", range, "   "), undefined);
 });
 
 if (failures) {

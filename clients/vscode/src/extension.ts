@@ -35,6 +35,7 @@ import { ServerStatus, StatusBar, describe } from "./status";
 import { Discovery, discover, notFoundMessage, onPythonInterpreterChange } from "./server";
 import { ExplanationStore, SCHEME as EXPLAIN_SCHEME, showExplanation } from "./explain";
 import { NextEdits } from "./nextEdit";
+import { EDIT_COMMAND, INPUT, editArguments } from "./instruction";
 
 const STATUS_REQUEST = "mmlsp/status";
 const EXPLAIN_COMMAND = "mmlsp.explain";
@@ -520,6 +521,16 @@ async function fixHere(): Promise<void> {
   await runServerCommand("fixing", "mmlsp.fix", [here.uri, range, problems.join("\n")]);
 }
 
+/** Asks for an instruction, then has the server rewrite the selection (one undoable edit). */
+async function editWithInstruction(): Promise<void> {
+  const here = activeLocation();
+  if (!here) return;
+  const typed = await vscode.window.showInputBox({ ...INPUT, ignoreFocusOut: true });
+  const args = editArguments(here.uri, here.range, typed);
+  if (!args) return; // cancelled, or nothing typed
+  await runServerCommand("editing", EDIT_COMMAND, args);
+}
+
 // -- KV warm-up ------------------------------------------------------------------------------
 
 // How long the cursor rests before its prompt is warmed (a notification, no answer).
@@ -560,6 +571,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("mmlsp.explainSelection", explainSelection),
     vscode.commands.registerCommand("mmlsp.addDocstringHere", addDocstringHere),
     vscode.commands.registerCommand("mmlsp.fixHere", fixHere),
+    // Not "mmlsp.editSelection": vscode-languageclient registers the server's own
+    // commands under their ids.
+    vscode.commands.registerCommand("mmlsp.editWithInstruction", editWithInstruction),
     vscode.commands.registerCommand("mmlsp.restartServer", restartClient),
     vscode.commands.registerCommand("mmlsp.showStatus", showStatus),
     // The user looks at a document (switched to it, or moved the cursor and rests):
