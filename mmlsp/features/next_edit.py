@@ -33,7 +33,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from mmlsp.config import Settings
-from mmlsp.engine import EngineHost
+from mmlsp.engine import EngineError, EngineHost
 from mmlsp.next_edit import Inputs, predict
 from mmlsp.postprocess.next_edit import TextEdit, follow
 from mmlsp.prompt.next_edit import choose_format
@@ -104,7 +104,9 @@ class NextEdits:
         shown = await self._prediction(snapshot, position)
         return {"edits": []} if shown is None else self._result(snapshot, shown)
 
-    async def inline(self, uri: str, position: types.Position) -> types.InlineCompletionList:
+    async def inline(
+        self, uri: str, position: types.Position, version: int | None = None
+    ) -> types.InlineCompletionList:
         """The standard inline completion view of a prediction: its edit on the cursor's
         line that extends or rewrites the line's rest, as an item with a replace range
         (clients with no next-edit support show it as ghost text). Nothing for edits
@@ -113,7 +115,7 @@ class NextEdits:
         nothing = types.InlineCompletionList(items=[])
         if not self._session.history.entries(uri) and uri not in self._last:
             return nothing  # no edit here yet: nothing to follow up (and no model call)
-        snapshot = self._snapshot(uri, None, position)
+        snapshot = self._snapshot(uri, version, position)
         if snapshot is None or (shown := await self._prediction(snapshot, position)) is None:
             return nothing
         text = snapshot.text
@@ -191,6 +193,12 @@ class NextEdits:
         )
         try:
             prediction = await predict(snapshot.text, offset, self._settings(), self._host, inputs)
+        except EngineError as exc:
+            # A failing backend is reported by the completions; a next edit that
+            # cannot be had is simply not shown.
+            log.debug("no next edit: %s", exc)
+            self.reasons["engine error"] += 1
+            return None
         finally:
             cancel.set()
             if self._in_flight.get(uri) is cancel:

@@ -250,11 +250,13 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams):
         uri, position = params.text_document.uri, params.position
+        asked = ls.session.snapshot(uri)
         suggestion = await ls.suggestion_at(uri, position)
-        if suggestion is None and ls.settings.next_edit:
+        if suggestion is None and ls.settings.next_edit and asked is not None:
             # No completion here: a next edit that rewrites the rest of the line shows
-            # as ghost text in clients without next-edit support.
-            return await ls.next_edits.inline(uri, position)
+            # as ghost text in clients without next-edit support. Not when an edit came
+            # meanwhile: the completion was superseded, not empty.
+            return await ls.next_edits.inline(uri, position, asked.version)
         return inline_items(suggestion, position)
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
