@@ -134,7 +134,34 @@ async def test_generate_that_redefines_a_function_is_refused(tmp_path: Path) -> 
     doc = make_doc(TEXT)
     new = apply(doc, await generate_edit(doc, point(5, 6), asker(engine, tmp_path)))
     assert new.count("def load") == 1 and "rows.append(row)" in new
-    assert "a second time" in engine.prompts[1]
+    assert "rewrites the whole function" in engine.prompts[1]
+
+
+async def test_generate_takes_the_new_lines_from_a_reply_that_echoes_the_function(
+    tmp_path: Path,
+) -> None:
+    """A small model answers with the whole function around the comment: its new lines
+    are the answer, whether it keeps the comment or not."""
+    doc = make_doc(TEXT)
+    body = "\n".join("    " + line for line in LOOP.split("\n"))
+    kept = (
+        "def load(path, threshold):\n    rows = []\n"
+        "    # parse the CSV and keep the rows\n    # whose total is above the threshold\n"
+        f"{body}\n    return rows"
+    )
+    dropped = f"def load(path, threshold):\n    rows = []\n{body}\n    return rows\n"
+    # The rest of what it echoes may differ (it implements a stub below, say).
+    echoed_context = "import csv\n\n" + dropped + "\nclass Stats:\n    pass\n"
+    for reply in (kept, dropped, echoed_context):
+        engine = ScriptedEngine([f"```python\n{reply}\n```"])
+        edit = await generate_edit(doc, point(5, 6), asker(engine, tmp_path))
+        assert edit.range == point(6, 40)
+        assert edit.new_text == "\n" + body
+    # One that also changes the function's own lines is refused, with the reason.
+    changed = dropped.replace("return rows", "return sorted(rows)")
+    engine = ScriptedEngine([changed, changed])
+    with pytest.raises(ActionError, match="rewrote `load` instead of writing the new code"):
+        await generate_edit(doc, point(5, 6), asker(engine, tmp_path))
 
 
 async def test_implement_replaces_only_the_body_and_keeps_the_docstring(tmp_path: Path) -> None:

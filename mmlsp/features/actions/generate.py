@@ -10,6 +10,7 @@ import keyword
 import re
 import textwrap
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import tree_sitter
 from lsprotocol import types
@@ -123,6 +124,46 @@ def _without_echo(code: str, echoed: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _redefines(code: str, name: str, language: str | None) -> bool:
+    """Whether ``code`` defines ``name`` (a reply that rewrites the enclosing function)."""
+    if language is None:
+        return False
+    text = textwrap.dedent(code)
+    return bool(find_definitions(parse(text, language), text.encode(), name))
+
+
+def _definition_text(code: str, name: str, language: str | None) -> str | None:
+    """The text of ``code``'s first definition of ``name``, decorators included."""
+    if language is None:
+        return None
+    text = textwrap.dedent(code)
+    found = find_definitions(parse(text, language), text.encode(), name)
+    return node_text(text.encode(), with_decorators(found[0])) if found else None
+
+
+def _inserted_lines(reply: str, original: str) -> str | None:
+    """The lines a reply adds to ``original`` when that is all it does, in one place.
+
+    A small model asked for the code below a comment often answers with the whole
+    function around it (or the context it was shown), the new lines inside: those
+    lines are the answer. Lines compare without their indentation and blank lines.
+    """
+    old = [line.strip() for line in original.split("\n") if line.strip()]
+    lines = [line for line in textwrap.dedent(reply).split("\n") if line.strip()]
+    new = [line.strip() for line in lines]
+    if len(old) < 2 or len(new) <= len(old):
+        return None
+    changes = [
+        op
+        for op in SequenceMatcher(None, old, new, autojunk=False).get_opcodes()
+        if op[0] != "equal"
+    ]
+    if len(changes) != 1 or changes[0][0] != "insert":
+        return None
+    _, _, _, first, last = changes[0]
+    return "\n".join(lines[first:last])
+
+
 async def generate_edit(doc: Doc, rng: types.Range, ask: Ask) -> types.TextEdit:
     """Insert the code the comment at ``rng`` describes below it, at its indentation."""
     run = comment_run_at(doc, rng)
@@ -134,9 +175,41 @@ async def generate_edit(doc: Doc, rng: types.Range, ask: Ask) -> types.TextEdit:
     target = Target(at, at)
     before, after = context_around(doc, Target(index.offset_at(run.first_line, 0), at))
     messages = chat.generate_messages(doc.language_id, run.description, before, after)
+    # What the model may echo around its new lines (with or without the comment): the
+    # enclosing definition, or the context it was shown.
+    context = before + "\n" + after
+    original_definition: str | None = None
+    enclosing = None
+    if doc.syntax is not None:
+        comment_start = doc.byte(index.offset_at(run.first_line, len(run.indent)))
+        enclosing = enclosing_definition(doc.syntax.tree, comment_start)
+    enclosing_name = None
+    language = doc.syntax.language if doc.syntax is not None else None
+    if enclosing is not None:
+        ident = enclosing.child_by_field_name("name")
+        enclosing_name = node_text(doc.source, ident) if ident is not None else None
+        rows = range(with_decorators(enclosing).start_point.row, enclosing.end_point.row + 1)
+        kept = [index.line_text(i) for i in rows if not run.first_line <= i <= run.last_line]
+        original_definition = "\n".join(kept)
 
     def build(reply: str) -> str:
-        code = _without_echo(chat.strip_fences(reply), comment_lines)
+        code = chat.strip_fences(reply)
+        inserted = _inserted_lines(code, context)
+        if original_definition is not None and enclosing_name is not None:
+            # Its version of the enclosing function (the rest of what it echoed may
+            # differ: a small model rewrites the context too).
+            echoed = _definition_text(code, enclosing_name, language)
+            if echoed is not None:
+                inserted = _inserted_lines(echoed, original_definition) or inserted
+        if inserted is not None:
+            code = inserted
+        elif enclosing_name is not None and _redefines(code, enclosing_name, language):
+            raise Rejected(
+                f"it rewrote `{enclosing_name}` instead of writing the new code",
+                "the reply rewrites the whole function; reply with only the new lines "
+                "that go below the comment",
+            )
+        code = _without_echo(code, comment_lines)
         if not code.strip():
             raise Rejected("it returned no code", "the reply contains no code")
         return _indented(code, run.indent)
