@@ -240,6 +240,13 @@ async def test_instruction_replaces_exactly_the_selection(tmp_path: Path) -> Non
         "    return rows",
     ]
     assert "Instruction: add type hints" in engine.prompts[0]
+    assert "Code just before" in engine.prompts[0]
+    # A whole definition is sent alone: the code around it only tempts a small model
+    # to rewrite that instead.
+    engine = ScriptedEngine(["def size(self) -> int:\n    return 1"])
+    whole = types.Range(types.Position(17, 4), types.Position(18, 16))
+    await instruction_edit(doc, whole, "add type hints", asker(engine, tmp_path))
+    assert "Code just before" not in engine.prompts[0] and "def mean" not in engine.prompts[0]
 
 
 async def test_instruction_refusals(tmp_path: Path) -> None:

@@ -410,6 +410,10 @@ async def instruction_edit(
         raise ActionError("nothing to edit here: select the code to change")
     code = code_of(doc, target)
     before, after = context_around(doc, target)
+    if explain_target_for(doc, rng).name is not None:
+        # A whole definition stands alone; the code around it only tempts a small
+        # model to rewrite that instead.
+        before = after = ""
     messages = chat.instruction_messages(doc.language_id, code, instruction, before, after)
     indent = indent_at(doc.text, target.start)
     language = doc.syntax.language if doc.syntax is not None else None
