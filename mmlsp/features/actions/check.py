@@ -86,8 +86,8 @@ def parse_problem(doc: Doc, target: Target, replacement: str) -> str | None:
         problem = inside[0]
         return f"{problem.message} on line {problem.range.start.line - first_line + 1}"
     if len(problems) > len(syntax_problems(doc.syntax, limit=1000)):
-        problem = problems[0]
-        return f"{problem.message} on line {problem.range.start.line - first_line + 1}"
+        problem = problems[0]  # outside the new span: its line in the file
+        return f"{problem.message} on line {problem.range.start.line + 1} of the file"
     if language == "python" and (error := _cpython_error(candidate)) is not None:
         line, message = error
         if first_line <= line <= last_line:
