@@ -119,6 +119,18 @@ async def test_generate_at_module_level_and_in_a_file_without_a_newline(tmp_path
     assert new == text + "\nwith open('data.csv') as f:\n    rows = list(f)"
 
 
+async def test_generate_where_the_comment_is_the_whole_body(tmp_path: Path) -> None:
+    """A function whose body is only the comment does not parse; a reply with the whole
+    function gives its body (HumanEval's prompts in bench/generate.py are such)."""
+    text = "def double(x: int) -> int:\n    # Return x doubled.\n    # >>> double(2)\n\n\nY = 1\n"
+    doc = make_doc(text)
+    reply = 'def double(x):\n    """Double it."""\n    return x * 2\n\nprint(double(2))'
+    engine = ScriptedEngine([f"```python\n{reply}\n```"])
+    edit = await generate_edit(doc, point(1, 6), asker(engine, tmp_path))
+    assert edit.range == point(2, 19) and edit.new_text == "\n    return x * 2"
+    ast.parse(apply(doc, edit))
+
+
 async def test_generate_refuses_broken_code_after_one_retry(tmp_path: Path) -> None:
     engine = ScriptedEngine(["for row in rows\n    print(row", "while (:\n"])
     with pytest.raises(ActionError, match="does not parse .* nothing was changed"):

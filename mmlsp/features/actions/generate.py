@@ -141,6 +141,37 @@ def _definition_text(code: str, name: str, language: str | None) -> str | None:
     return node_text(text.encode(), with_decorators(found[0])) if found else None
 
 
+_DEF = re.compile(r"^\s*(?:async\s+)?def\s+(\w+)")
+
+
+def _empty_body_of(doc: Doc, run: CommentRun) -> str | None:
+    """The name of the function whose whole body is the comment, if it is one.
+
+    Read off the lines, not the tree: a function whose body is only a comment does
+    not parse, so tree-sitter has no definition there.
+    """
+    index = doc.index
+
+    def indent(line: int) -> int:
+        text = index.line_text(line)
+        return len(text) - len(text.lstrip())
+
+    header = run.first_line - 1
+    while header >= 0 and (
+        not index.line_text(header).strip() or indent(header) >= len(run.indent)
+    ):
+        header -= 1
+    match = _DEF.match(index.line_text(header)) if header >= 0 else None
+    if match is None:
+        return None
+    following = run.last_line + 1
+    while following < index.line_count and not index.line_text(following).strip():
+        following += 1
+    if following < index.line_count and indent(following) > indent(header):
+        return None  # the function has more body below the comment
+    return match.group(1)
+
+
 def _inserted_lines(reply: str, original: str) -> str | None:
     """The lines a reply adds to ``original`` when that is all it does, in one place.
 
@@ -192,9 +223,19 @@ async def generate_edit(doc: Doc, rng: types.Range, ask: Ask) -> types.TextEdit:
         kept = [index.line_text(i) for i in rows if not run.first_line <= i <= run.last_line]
         original_definition = "\n".join(kept)
 
+    empty_body = _empty_body_of(doc, run) if enclosing is None else None
+
     def build(reply: str) -> str:
         code = chat.strip_fences(reply)
         inserted = _inserted_lines(code, context)
+        if (
+            empty_body is not None
+            and language is not None
+            and _redefines(code, empty_body, language)
+        ):
+            # The comment is the function's whole body, and the reply writes the whole
+            # function: its body is the answer.
+            inserted = _body_of(code, empty_body, language) or None
         if original_definition is not None and enclosing_name is not None:
             # Its version of the enclosing function (the rest of what it echoed may
             # differ: a small model rewrites the context too).
