@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from typing import Literal
 
 from mmlsp.chat.prompts import Messages
 from mmlsp.chat.replies import FENCE
@@ -91,11 +92,26 @@ async def ask(
         stop_at=stop,
         deadline=time.monotonic() + timeout_s,
     )
+    return await send(host, request, cancel, background, "chat")
+
+
+async def send(
+    host: EngineHost,
+    request: GenerationRequest,
+    cancel: threading.Event | None,
+    background: bool,
+    model: Literal["chat", "vision"],
+) -> Reply:
+    """Run ``request`` on the chat or the vision engine: the reply, or EngineError when
+    it was cancelled."""
     if cancel is not None:
         request.cancel = cancel
-    result = await host.generate(request, chat=True, background=background)
+    result = await host.generate(
+        request, chat=model == "chat", vision=model == "vision", background=background
+    )
     log.debug(
-        "chat reply: %d tokens in %.1f s (%s): %r",
+        "%s reply: %d tokens in %.1f s (%s): %r",
+        model,
         result.generated_tokens,
         result.seconds,
         result.finish_reason,

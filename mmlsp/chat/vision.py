@@ -8,19 +8,16 @@ want an image in their chat (explain, generate from a mockup) pass their own tex
 
 from __future__ import annotations
 
-import logging
 import re
 import threading
 import time
 from collections.abc import Sequence
 
 from mmlsp.chat.replies import clean_markdown, trim_unfinished
-from mmlsp.chat.sending import Reply, stop_at_repetition
+from mmlsp.chat.sending import Reply, send, stop_at_repetition
 from mmlsp.context.images import LoadedImage
 from mmlsp.engine import EngineError, EngineHost, GenerationRequest
 from mmlsp.engine.vision import Message, VisionPrompt
-
-log = logging.getLogger("mmlsp.chat")
 
 DESCRIBE_MAX_TOKENS = 200
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -64,19 +61,7 @@ async def ask_with_images(
         stop_at=stop_at_repetition,
         deadline=time.monotonic() + timeout_s,
     )
-    if cancel is not None:
-        request.cancel = cancel
-    result = await host.generate(request, vision=True, background=background)
-    log.debug(
-        "vision reply: %d tokens in %.1f s (%s): %r",
-        result.generated_tokens,
-        result.seconds,
-        result.finish_reason,
-        result.text,
-    )
-    if result.finish_reason == "cancelled":
-        raise EngineError("the request was cancelled")
-    return Reply(result.text, result.finish_reason)
+    return await send(host, request, cancel, background, "vision")
 
 
 async def describe_image(
