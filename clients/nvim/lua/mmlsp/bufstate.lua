@@ -26,6 +26,22 @@ function M.client_of(st, name)
   return client
 end
 
+-- `on(events, fn)`: an autocmd on the state's buffer in `group` that calls `fn(st)`
+-- while `st` is still the buffer's state in `buffers`.
+function M.autocmd(group, buffers, st)
+  return function(events, fn)
+    api.nvim_create_autocmd(events, {
+      group = group,
+      buffer = st.bufnr,
+      callback = function()
+        if buffers[st.bufnr] == st then
+          fn(st)
+        end
+      end,
+    })
+  end
+end
+
 function M.stop_timer(st)
   if st.timer then
     st.timer:stop()

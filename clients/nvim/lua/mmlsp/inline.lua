@@ -440,17 +440,7 @@ function M.attach(client, bufnr)
   st = { bufnr = bufnr, client_id = client and client.id, enabled = true }
   buffers[bufnr] = st
   local group = api.nvim_create_augroup("mmlsp_inline_" .. bufnr, { clear = true })
-  local function on(events, fn)
-    api.nvim_create_autocmd(events, {
-      group = group,
-      buffer = bufnr,
-      callback = function()
-        if buffers[bufnr] == st then
-          fn(st)
-        end
-      end,
-    })
-  end
+  local on = bufstate.autocmd(group, buffers, st)
   on({ "TextChangedI", "TextChangedP" }, on_text_changed)
   on("CursorMovedI", on_cursor_moved)
   -- The user looks at this buffer (entered it, or rests the cursor): let the server

@@ -648,17 +648,7 @@ function M.attach(client, bufnr)
   }
   buffers[bufnr] = st
   local group = api.nvim_create_augroup("mmlsp_next_edit_" .. bufnr, { clear = true })
-  local function on(events, fn)
-    api.nvim_create_autocmd(events, {
-      group = group,
-      buffer = bufnr,
-      callback = function()
-        if buffers[bufnr] == st then
-          fn(st)
-        end
-      end,
-    })
-  end
+  local on = bufstate.autocmd(group, buffers, st)
   on({ "TextChanged", "TextChangedI", "TextChangedP" }, on_text_changed)
   on({ "CursorMoved", "CursorMovedI" }, on_cursor_moved)
   on({ "InsertLeave", "BufLeave" }, on_leave)
