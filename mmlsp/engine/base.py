@@ -84,6 +84,11 @@ class GenerationResult:
     # Draft tokens proposed (prompt lookup and reuse drafts), and those confirmed.
     draft_tokens: int = 0
     accepted_draft_tokens: int = 0
+    # The log-probability of each generated token (EOS excluded) and the length of the
+    # text decoded through it, for the model's confidence in what is shown; empty
+    # where the backend does not report them.
+    token_logprobs: tuple[float, ...] = ()
+    token_ends: tuple[int, ...] = ()
 
 
 class ChatPrompt(str):

@@ -61,6 +61,10 @@ class Run:
         self.prefilled = 0
         self.drafted = 0
         self.accepted = 0
+        # Per generated token: its log-probability, and the text's length through it.
+        self.logprobs: list[float] = []
+        self.ends: list[int] = []
+        self.pending_logprobs: list[float] = []
 
     def _feed(self, tokens: list[int], keep: int) -> Any:
         # One token after some: a fresh cache's first step would only compile again.
@@ -104,12 +108,22 @@ class Run:
             return ngram_draft([*self.fed, last], min(request.prompt_lookup, budget))
         return []
 
+    def _greedy(self, logits: Any) -> list[int]:
+        """The greedy token of each row of ``logits``; their log-probabilities queue
+        in ``pending_logprobs``."""
+        import torch
+
+        rows = logits.reshape(-1, logits.shape[-1]).float()
+        best = rows.max(dim=-1).values
+        self.pending_logprobs = (best - torch.logsumexp(rows, dim=-1)).tolist()
+        return self._argmax(rows, dim=-1).tolist()
+
     def _step(self) -> list[int]:
         """Feed the newest token (plus a draft); the greedy tokens that follow."""
         last = self.generated[-1]
         draft = self._draft(last)
         logits = self._feed([last, *draft], len(draft) + 1)
-        greedy = self._argmax(logits, dim=-1).tolist()
+        greedy = self._greedy(logits)
         if not draft:
             return greedy
         ok = accepted(draft, greedy)
@@ -125,15 +139,17 @@ class Run:
         logits = self._prefill()
         if logits is None:
             return "", request.interrupted() or "cancelled"
-        pending = [int(self._argmax(logits))]
+        pending = self._greedy(logits)
         text = ""
         while True:
-            for token in pending:
+            for token, logprob in zip(pending, self.pending_logprobs, strict=False):
                 self.produced += 1
                 if token in engine.eos_ids:
                     return text, "eos"
                 self.generated.append(token)
                 text = engine.tokenizer.decode(self.generated, skip_special_tokens=True)
+                self.logprobs.append(logprob)
+                self.ends.append(len(text))
                 if (cut := request.stop_at(text)) is not None:
                     return text[:cut], "stop"
                 if len(self.generated) >= request.max_new_tokens:

@@ -216,6 +216,8 @@ class LocalEngine(Engine):
             prefilled_tokens=run.prefilled,
             draft_tokens=run.drafted,
             accepted_draft_tokens=run.accepted,
+            token_logprobs=tuple(run.logprobs),
+            token_ends=tuple(run.ends),
         )
 
     def forward(
