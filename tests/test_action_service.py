@@ -142,3 +142,10 @@ async def test_work_shows_progress_and_the_users_cancel_reaches_it() -> None:
     # A client without work-done progress gets none; the work can still be cancelled.
     quiet = await ProgressService(FakeClient(ClientCapabilities())).start("mmlsp: fixing")
     assert quiet.token is None and not quiet.cancel.is_set()
+
+
+async def test_an_unknown_command_is_an_error_not_a_docstring(tmp_path: Path) -> None:
+    actions, client = service([FIXED], tmp_path, ClientCapabilities())
+    with pytest.raises(ActionError, match="unknown command 'mmlsp.nope'"):
+        await actions.execute("mmlsp.nope", [URI, {"line": 0, "character": 5}])
+    assert client.edits == []

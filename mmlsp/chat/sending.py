@@ -78,21 +78,29 @@ async def ask(
     if engine is None:
         status = host.chat_status
         raise EngineError(f"the chat model is not ready ({status.state}: {status.message})")
-    stop = stop_after_code_block if code_reply else stop_at_repetition
-    if on_text is not None:
-        plain_stop = stop
-
-        def stop(text: str) -> int | None:
-            on_text(text)
-            return plain_stop(text)
-
     request = GenerationRequest(
         prompt=engine.render_chat(messages),
         max_new_tokens=max_new_tokens,
-        stop_at=stop,
+        stop_at=stop_rule(code_reply, on_text),
         deadline=time.monotonic() + timeout_s,
     )
     return await send(host, request, cancel, background, "chat")
+
+
+def stop_rule(
+    code_reply: bool, on_text: Callable[[str], None] | None = None
+) -> Callable[[str], int | None]:
+    """Where a reply ends early: after its code block (``code_reply``) or at a loop;
+    ``on_text``, if given, sees the reply so far after every token."""
+    stop = stop_after_code_block if code_reply else stop_at_repetition
+    if on_text is None:
+        return stop
+
+    def reporting(text: str) -> int | None:
+        on_text(text)
+        return stop(text)
+
+    return reporting
 
 
 async def send(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from mmlsp.chat.prompts import Messages
 from mmlsp.chat.replies import clean_markdown, trim_unfinished
-from mmlsp.chat.sending import Reply, send, stop_at_repetition
+from mmlsp.chat.sending import Reply, send, stop_rule
 from mmlsp.context.images import LoadedImage
 from mmlsp.engine import EngineError, EngineHost, GenerationRequest
 from mmlsp.engine.vision import Message, VisionPrompt
@@ -38,6 +39,22 @@ def describe_messages(name: str, context: str = "") -> list[Message]:
     return [{"role": "user", "content": content}]
 
 
+def with_images(messages: Messages, images: Sequence[LoadedImage]) -> list[Message]:
+    """A text chat (an action's messages) with ``images`` shown in its first user turn,
+    before its text, and named: the code or comment the action is about refers to them."""
+    out: list[Message] = [dict(m) for m in messages]
+    first = next((m for m in out if m.get("role") == "user"), None)
+    if first is None or not images:
+        return out
+    names = ", ".join(image.path.name for image in images)
+    lead = f"The image{'s' if len(images) > 1 else ''} that the code refers to ({names}):"
+    parts: list[dict[str, str]] = [{"type": "text", "text": lead}]
+    parts += [{"type": "image"} for _ in images]
+    parts.append({"type": "text", "text": str(first.get("content", ""))})
+    first["content"] = parts
+    return out
+
+
 async def ask_with_images(
     host: EngineHost,
     messages: Sequence[Message],
@@ -46,10 +63,13 @@ async def ask_with_images(
     timeout_s: float,
     cancel: threading.Event | None = None,
     background: bool = False,
+    code_reply: bool = False,
+    on_text: Callable[[str], None] | None = None,
 ) -> Reply:
     """One chat turn with the vision model; ``messages`` hold one ``{"type": "image"}``
     part per image, in order. Raises EngineError when there is no vision model, it is
-    not ready, or the request was cancelled."""
+    not ready, or the request was cancelled. ``code_reply`` and ``on_text`` as for
+    ``chat.ask``."""
     if host.vision_engine is None:
         if not host.vision_configured:
             raise EngineError("no vision model is set (visionModel)")
@@ -58,7 +78,7 @@ async def ask_with_images(
     request = GenerationRequest(
         prompt=VisionPrompt(messages, images),
         max_new_tokens=max_new_tokens,
-        stop_at=stop_at_repetition,
+        stop_at=stop_rule(code_reply, on_text),
         deadline=time.monotonic() + timeout_s,
     )
     return await send(host, request, cancel, background, "vision")

@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from lsprotocol import types
 
 from mmlsp import chat
+from mmlsp.chat.vision import ask_with_images, with_images
 from mmlsp.config import Settings
+from mmlsp.context.images import LoadedImage, load_referenced
+from mmlsp.context.workspace import uri_to_path
 from mmlsp.engine import EngineError, EngineHost
 from mmlsp.features.actions.arguments import parse_location, parse_range, range_json
 from mmlsp.features.actions.check import Ask
@@ -22,12 +26,14 @@ from mmlsp.features.actions.edits import docstring_edit, fix_edit, workspace_edi
 from mmlsp.features.actions.errors import ActionCancelled, ActionError
 from mmlsp.features.actions.explain import ExplainFiles, explain_markdown
 from mmlsp.features.actions.generate import (
+    comment_run_at,
     generate_edit,
     implement_edit,
     instruction_edit,
     instruction_target_for,
 )
 from mmlsp.features.actions.listing import (
+    COMMAND_ADD_DOCSTRING,
     COMMAND_APPLY,
     COMMAND_EDIT,
     COMMAND_EXPLAIN,
@@ -36,7 +42,7 @@ from mmlsp.features.actions.listing import (
     COMMAND_IMPLEMENT,
     list_actions,
 )
-from mmlsp.features.actions.targets import fix_target_for
+from mmlsp.features.actions.targets import code_of, explain_target_for, fix_target_for
 from mmlsp.features.client import Client
 from mmlsp.features.progress import ProgressService, Work
 from mmlsp.session import Session
@@ -87,10 +93,29 @@ class ActionService:
             raise ActionError(f"unknown document {uri} (it is not open)")
         return Doc(uri, snapshot.version, snapshot.text, snapshot.language, snapshot.syntax)
 
-    def _ask(self, max_new_tokens: int, work: Work, code_reply: bool = False) -> Ask:
+    def _ask(
+        self,
+        max_new_tokens: int,
+        work: Work,
+        code_reply: bool = False,
+        images: Sequence[LoadedImage] = (),
+    ) -> Ask:
+        """How an action asks: the chat model, or with ``images`` the vision model."""
+
         async def ask(messages: chat.Messages) -> str:
             work.report("thinking…", force=True)
             try:
+                if images:
+                    return await ask_with_images(
+                        self.host,
+                        with_images(messages, images),
+                        images,
+                        max_new_tokens,
+                        ACTION_TIMEOUT_S,
+                        cancel=work.cancel,
+                        code_reply=code_reply,
+                        on_text=work.on_text,
+                    )
                 return await chat.ask(
                     self.host,
                     messages,
@@ -106,6 +131,29 @@ class ActionService:
                 raise
 
         return ask
+
+    async def _images(self, doc: Doc, text: str, work: Work) -> tuple[list[LoadedImage], str]:
+        """The images ``text`` names that go to the vision model with the action, and a
+        note for the user on those that do not (refused, or no vision model ready).
+
+        Nothing is read unless ``visionModel`` is set; while that model is not ready the
+        action runs on the chat model without them, and says so.
+        """
+        if not self.host.vision_configured:
+            return [], ""
+        local = uri_to_path(doc.uri)
+        document = Path(local) if local != doc.uri else None
+        roots = list(self.session.index.roots)
+        images, refused = await asyncio.to_thread(load_referenced, text, document, roots)
+        notes = [f"not read: {reason}" for reason in refused]
+        if images and self.host.vision_engine is None:
+            status = self.host.vision_status
+            names = ", ".join(f"`{image.path.name}`" for image in images)
+            notes.append(f"{names} not used: the vision model is not ready ({status.state})")
+            images = []
+        if images:
+            work.report(f"with {', '.join(image.path.name for image in images)}", force=True)
+        return images, "; ".join(notes)
 
     async def _with_progress(self, title: str, run: Callable[[Work], Awaitable[T]]) -> T:
         """Run model-backed work under a cancellable work-done progress titled ``title``."""
@@ -171,9 +219,16 @@ class ActionService:
             ask = self._ask(tokens, work, code_reply=True)
             return await fix_edit(doc, rng, str(data.get("message") or ""), ask)
         if action == "generate":
-            return await generate_edit(doc, rng, self._ask(512, work, code_reply=True))
+            run = comment_run_at(doc, rng)
+            images, note = await self._images(doc, run.description if run else "", work)
+            self._note(note)
+            ask = self._ask(512, work, code_reply=True, images=images)
+            return await generate_edit(doc, rng, ask)
         if action == "implement":
-            ask = self._ask(768, work, code_reply=True)
+            target = explain_target_for(doc, rng)
+            images, note = await self._images(doc, code_of(doc, target), work)
+            self._note(note)
+            ask = self._ask(768, work, code_reply=True, images=images)
             return await implement_edit(doc, rng, ask, self.session.index)
         if action == "edit":
             target = instruction_target_for(doc, rng)
@@ -235,8 +290,10 @@ class ActionService:
                 data = {"action": "edit", "range": range_json(rng), "instruction": third}
             elif command in _COMMAND_ACTIONS:
                 data = {"action": _COMMAND_ACTIONS[command], "range": range_json(rng)}
-            else:
+            elif command == COMMAND_ADD_DOCSTRING:
                 data = {"action": "docstring", "range": range_json(rng)}
+            else:
+                raise ActionError(f"unknown command {command!r}")
             return await self.apply({**data, "uri": doc.uri, "version": doc.version})
         except ActionCancelled:
             raise
@@ -250,15 +307,30 @@ class ActionService:
             raise ActionError("the range is outside the document")
 
         async def run(work: Work) -> tuple[str, str]:
+            code = code_of(doc, explain_target_for(doc, rng))
+            images, note = await self._images(doc, code, work)
             try:
-                return await explain_markdown(doc, rng, self._ask(320, work))
+                title, markdown = await explain_markdown(
+                    doc, rng, self._ask(320, work, images=images)
+                )
             except EngineError as exc:
                 raise ActionError(str(exc)) from exc
+            if images:
+                seen = ", ".join(f"`{image.path.name}`" for image in images)
+                markdown += f"\n*Explained with {seen}, seen by the vision model.*\n"
+            if note:
+                markdown += f"\n*mmlsp: {note}.*\n"
+            return title, markdown
 
         title, markdown = await self._with_progress("explaining the code", run)
         if show:
             await self._show(title, markdown)
         return markdown
+
+    def _note(self, note: str) -> None:
+        """Tell the user about images an action could not use (it runs without them)."""
+        if note:
+            self.client.notify_user(f"mmlsp: {note}", logging.INFO)
 
     async def _show(self, title: str, markdown: str) -> None:
         if self.client.capabilities.show_document:
