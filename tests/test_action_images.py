@@ -140,9 +140,7 @@ async def test_an_image_outside_the_workspace_is_refused_and_named(tmp_path: Pat
 
 
 @pytest.mark.parametrize("count", [1, 2])
-def test_with_images_puts_the_images_before_the_first_user_text(
-    tmp_path: Path, count: int
-) -> None:
+def test_with_images_puts_the_images_before_the_first_user_text(tmp_path: Path, count: int) -> None:
     from mmlsp.chat.vision import with_images
     from mmlsp.context.images import read_image
 
