@@ -124,6 +124,8 @@ class EngineInfo:
     backend: str
     # How the in-process engine decodes (local.DECODE_MODES); "" for remote backends.
     decode: str = ""
+    # Why this backend runs the model (the engine choice, factory.choose_engine).
+    reason: str = ""
 
 
 class Engine(ABC):

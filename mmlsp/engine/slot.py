@@ -40,6 +40,8 @@ class Status:
     # Where the FIM template came from (tokenizer, setting, server, model name).
     template_source: str | None = None
     backend: str = "local"
+    # Why that backend runs the model (e.g. llama.cpp for a GGUF file on the CPU).
+    backend_reason: str | None = None
     # A problem found while loading that does not stop the engine (e.g. a remote
     # server that is down right now); shown to the user once.
     warning: str | None = None
@@ -156,6 +158,7 @@ def ready_status(spec: LoadSpec, engine: Engine, start: float, **fields: Any) ->
         dtype=engine.info.dtype,
         decode=engine.info.decode or None,
         backend=engine.info.backend,
+        backend_reason=engine.info.reason or None,
         # Load-time problems a remote engine found (server down, model not listed).
         warning="; ".join(engine.warnings) if engine.warnings else None,
         message="ready",
