@@ -107,6 +107,21 @@ OnOff = Annotated[bool, BeforeValidator(_on_off_word), Strict()]
 Text = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=1)]
 
 
+def _fraction(value: Any) -> Any:
+    # A number between 0 and 1: JSON's 0 and 1 are integers, the environment spells it.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Fraction = Annotated[float, BeforeValidator(_fraction), Strict()]
+
+
 @dataclasses.dataclass(frozen=True)
 class OneOf:
     """A setting that is one of these words, given in any case, trimmed."""
@@ -356,6 +371,29 @@ class Settings:
         le=600_000,
         description="Hard limit for one next-edit request; a rewrite not finished by then "
         "is not shown.",
+    )
+
+    # Acceptance statistics and gating (issue 26). Stored on this machine only.
+    acceptance_stats: OnOff = Field(
+        default=True,
+        description="Record each suggestion and what became of it (shown, accepted, "
+        "dismissed; its kind, language, length, latency and the model's confidence; no "
+        "code) in acceptance.sqlite3 under cacheDir, on this machine only, for mmlsp "
+        "stats and for learning which suggestions to show.",
+    )
+    stats_retention_days: Integer = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="How long recorded suggestions are kept (at most 100,000 of them).",
+    )
+    suggestion_threshold: Fraction = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Hide a suggestion whose predicted chance of being accepted is below "
+        "this (0: show every one; higher: fewer, surer suggestions). The chance comes from "
+        "the model's confidence, calibrated on benchmarks and then on your own accepts.",
     )
 
     def to_dict(self) -> dict[str, Any]:
