@@ -149,3 +149,25 @@ async def test_an_unknown_command_is_an_error_not_a_docstring(tmp_path: Path) ->
     with pytest.raises(ActionError, match="unknown command 'mmlsp.nope'"):
         await actions.execute("mmlsp.nope", [URI, {"line": 0, "character": 5}])
     assert client.edits == []
+
+
+async def test_an_explanation_cut_short_before_its_first_sentence_is_refused(
+    tmp_path: Path,
+) -> None:
+    from mmlsp.engine import GenerationResult
+
+    class Truncating(ScriptedEngine):
+        """A fake that always stops at its token limit."""
+
+        def generate(self, request):  # type: ignore[no-untyped-def]
+            result = super().generate(request)
+            return GenerationResult(result.text, "length", 1, 1, 0.0)
+
+    session = Session(1_000_000)
+    session.open(types.TextDocumentItem(URI, "python", 7, TEXT))
+    client = FakeClient(ClientCapabilities())
+    host = scripted_host(Truncating(["It divides the sum of the values by how"]), tmp_path)
+    settings = Settings()
+    actions = ActionService(session, lambda: settings, host, client)
+    with pytest.raises(ActionError, match="no explanation before it was cut short"):
+        await actions.explain(URI, types.Range(types.Position(0, 5), types.Position(0, 5)))

@@ -94,6 +94,19 @@ def test_prompt_echo_and_empty_prose_are_recognised() -> None:
     )
     # The code itself may be quoted in an answer; only the instructions are an echo.
     assert chat.prose_problem("`return x` hands back the input as it is.", messages) is None
+    # A random-weight model's bytes: letters among replacement characters.
+    junk = "\ufffd\ufffd\ufffdW\ufffdixZixZixZixZ\ufffd\ufffd\ufffdK\ufffd\ufffd\ufffd\ufffdW"
+    assert chat.prose_problem(junk, messages) == "the model wrote unreadable text"
+    assert chat.prose_problem("It returns x (\ufffd is a stray byte).", messages) is None
+
+
+def test_a_vision_chat_echo_is_recognised_in_its_text_parts() -> None:
+    from mmlsp.chat.vision import describe_messages
+
+    messages = describe_messages("form.png")
+    echo = "This image, form.png, is referred to from source code. Describe it"
+    assert chat.prose_problem(echo, messages) is not None
+    assert chat.prose_problem("- A form with a Name field and a blue button.", messages) is None
 
 
 def test_an_unclosed_code_block_is_closed() -> None:

@@ -136,8 +136,11 @@ def _instruction_lines(messages: Messages) -> list[str]:
     for message in messages:
         if message.get("role") not in ("system", "user"):
             continue
+        content = message.get("content", "")
+        if isinstance(content, list):  # a vision chat's parts: its text parts
+            content = "\n".join(str(p.get("text", "")) for p in content if p.get("type") == "text")
         in_fence = False
-        for line in message.get("content", "").split("\n"):
+        for line in content.split("\n"):
             if FENCE.match(line):
                 in_fence = not in_fence
                 continue
@@ -165,6 +168,8 @@ def prose_problem(answer: str, messages: Messages) -> str | None:
     prose = _FENCE_BLOCK.sub("", answer)
     if not re.search(r"[^\W\d_]{2,}", prose):  # not one word outside code blocks
         return "the model gave no explanation"
+    if prose.count("\ufffd") > max(2, len(prose) // 20):  # bytes that decode to nothing
+        return "the model wrote unreadable text"
     if echoes_prompt(answer, messages):
         return "the model repeated the question instead of answering it"
     return None

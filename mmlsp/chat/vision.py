@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from mmlsp.chat.prompts import Messages
-from mmlsp.chat.replies import clean_markdown, trim_unfinished
+from mmlsp.chat.replies import clean_markdown, prose_problem, trim_unfinished
 from mmlsp.chat.sending import Reply, send, stop_rule
 from mmlsp.context.images import LoadedImage
 from mmlsp.engine import EngineError, EngineHost, GenerationRequest
@@ -107,4 +107,5 @@ async def describe_image(
     if reply.cut_short:
         text = clean_markdown(trim_unfinished(text))
         text = f"{text} …" if text else text
-    return text
+    messages = describe_messages(name, context)
+    return "" if prose_problem(text, messages) is not None else text

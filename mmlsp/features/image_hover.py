@@ -160,7 +160,7 @@ class ImageHover:
             return None
         finally:
             self._pending.pop(key, None)
-        description = description or "*mmlsp: the vision model wrote no description.*"
+        description = description or "*mmlsp: the vision model wrote no usable description.*"
         self._cache[key] = description
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

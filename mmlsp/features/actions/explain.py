@@ -31,6 +31,8 @@ async def explain_markdown(doc: Doc, rng: types.Range, ask: Ask) -> tuple[str, s
         raise ActionError(f"{problem}; nothing to show")
     if isinstance(reply, chat.Reply) and reply.cut_short:
         answer = chat.clean_markdown(chat.trim_unfinished(answer))
+        if (problem := chat.prose_problem(answer, messages)) is not None:
+            raise ActionError(f"{problem} before it was cut short; nothing to show")
         answer += "\n\n*(The answer was cut short: the model was still writing at its limit.)*"
     line = doc.index.position_at(target.start)[0] + 1
     title = f"`{target.name}`" if target.name else f"line {line}"
