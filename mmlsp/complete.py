@@ -26,6 +26,7 @@ from mmlsp.config import Settings
 from mmlsp.context.window import CursorContext, TokenCounter, build_context
 from mmlsp.context.workspace import WorkspaceIndex
 from mmlsp.engine import EngineHost, GenerationRequest, GenerationResult
+from mmlsp.engine.healing import partial_word
 from mmlsp.postprocess import finish_why, replace_suffix_chars, stop_at
 from mmlsp.prompt.crossfile import cross_file_pieces
 from mmlsp.prompt.fim import FimTemplate, build_prompt, render_context
@@ -193,6 +194,7 @@ async def complete(
         cache_key=cache_key if settings.kv_reuse else None,
         prompt_lookup=settings.prompt_lookup_tokens,
         reuse_draft=settings.reuse_draft_tokens,
+        heal=0 if warm_up or not settings.token_healing else heal_chars(prompt, ctx.prefix),
     )
     if cancel is not None:
         request.cancel = cancel
@@ -211,6 +213,14 @@ async def complete(
     if cleaned is None:
         return Outcome(None, result, empty_reason(result, dropped_by))
     return Outcome(Completion(cleaned, replace_suffix_chars(cleaned, ctx)), result)
+
+
+def heal_chars(prompt: str, prefix: str) -> int:
+    """How many characters at the end of ``prompt`` the engine may heal: the word the
+    cursor is inside (``prefix`` ends at the cursor), where the prompt ends with it
+    (a FIM template that ends with its middle marker does not)."""
+    chars = partial_word(prefix)
+    return chars if chars and prompt.endswith(prefix[-chars:]) else 0
 
 
 def replace_chars_at(

@@ -298,6 +298,12 @@ class Settings:
         description="With kvReuse: draft tokens per step taken from the document's last "
         "generation (0: off).",
     )
+    token_healing: OnOff = Field(
+        default=True,
+        description="When the cursor is inside a word, let the model spell the word again "
+        "from its start (token healing) and show what follows the cursor; the in-process "
+        "engine only.",
+    )
     decode_mode: Annotated[str, OneOf(DECODE_MODES)] = Field(
         default="auto",
         description="How the in-process model decodes: compiled (a torch.compile'd step, "

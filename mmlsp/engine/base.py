@@ -62,6 +62,12 @@ class GenerationRequest:
     # Draft length per step from the tokens the last request under ``cache_key``
     # generated (0: off); verified like prompt lookup, so greedy output holds.
     reuse_draft: int = 0
+    # Token healing: the prompt's last this many characters are a partial word that the
+    # answer may go on with (0: none). An engine that heals backs its prompt up over
+    # the tokens they end in and makes the first tokens spell them again
+    # (``healing.py``); one that does not ignores it. Either way the text returned is
+    # what follows the prompt.
+    heal: int = 0
 
     def interrupted(self) -> FinishReason | None:
         if self.cancel.is_set():

@@ -2,7 +2,10 @@
 then decode token by token, or draft by draft where a draft was verified.
 
 The caller's streaming stops, cancellation and deadline are checked after every
-token (and between prefill chunks), so superseded work ends at the next token.
+token (and between prefill chunks), so superseded work ends at the next token. With a
+healing ``Constraint`` (``healing.py``) the first tokens are the greedy choice among
+those that spell the backed-up text, one at a time (no drafts), and the text the
+caller sees starts after it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mmlsp.engine.base import FinishReason, GenerationRequest
+from mmlsp.engine.healing import Constraint
 from mmlsp.engine.kvcache import Reuse, crop
 from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
 
@@ -40,10 +44,12 @@ class Run:
         ids: list[int],
         reuse: Reuse,
         static: bool = False,
+        constraint: Constraint | None = None,
     ) -> None:
         import torch
 
         self._argmax = torch.argmax
+        self.constraint = constraint
         self.engine = engine
         self.request = request
         self.ids = ids
@@ -114,14 +120,25 @@ class Run:
         import torch
 
         rows = logits.reshape(-1, logits.shape[-1]).float()
-        best = rows.max(dim=-1).values
+        choose = rows
+        if self.healing:  # one row: the best of the tokens that spell the healed text
+            assert self.constraint is not None
+            allowed = torch.from_numpy(self.constraint.allowed()).to(rows.device)
+            choose = torch.full_like(rows, float("-inf"))
+            choose[:, allowed] = rows[:, allowed]
+        best = choose.max(dim=-1).values
         self.pending_logprobs = (best - torch.logsumexp(rows, dim=-1)).tolist()
-        return self._argmax(rows, dim=-1).tolist()
+        return self._argmax(choose, dim=-1).tolist()
+
+    @property
+    def healing(self) -> bool:
+        """Whether the healed text is still being spelled (token by token, no drafts)."""
+        return self.constraint is not None and not self.constraint.done
 
     def _step(self) -> list[int]:
         """Feed the newest token (plus a draft); the greedy tokens that follow."""
         last = self.generated[-1]
-        draft = self._draft(last)
+        draft = [] if self.healing else self._draft(last)
         logits = self._feed([last, *draft], len(draft) + 1)
         greedy = self._greedy(logits)
         if not draft:
@@ -141,6 +158,7 @@ class Run:
             return "", request.interrupted() or "cancelled"
         pending = self._greedy(logits)
         text = ""
+        constraint = self.constraint
         while True:
             for token, logprob in zip(pending, self.pending_logprobs, strict=False):
                 self.produced += 1
@@ -148,11 +166,15 @@ class Run:
                     return text, "eos"
                 self.generated.append(token)
                 text = engine.tokenizer.decode(self.generated, skip_special_tokens=True)
+                if constraint is not None:
+                    constraint.advance(token)
+                    text = constraint.visible(text)
                 self.logprobs.append(logprob)
                 self.ends.append(len(text))
-                if (cut := request.stop_at(text)) is not None:
+                if not self.healing and (cut := request.stop_at(text)) is not None:
                     return text[:cut], "stop"
-                if len(self.generated) >= request.max_new_tokens:
+                healed = constraint.steps if constraint is not None else 0
+                if len(self.generated) - healed >= request.max_new_tokens:
                     return text, "length"
                 if (reason := request.interrupted()) is not None:
                     return text, reason

@@ -38,6 +38,7 @@ from mmlsp.engine.base import (
     GenerationResult,
 )
 from mmlsp.engine.decode import Run
+from mmlsp.engine.healing import Constraint, TokenTexts, plan, token_texts
 from mmlsp.engine.kvcache import PrefixCache, Reuse, crop
 from mmlsp.engine.loading import (
     Progress,
@@ -119,6 +120,8 @@ class LocalEngine(Engine):
         # And the prompt's ids: only the pieces that changed are tokenized again.
         self.prompt_encoder = PromptEncoder(self.tokenizer)
         self.set_stop_tokens(extra_stop_tokens)
+        self._token_texts: TokenTexts | None = None  # for token healing, made once
+        self._healing_ok = True
         # KV caches of recent prompts by document, for prefix reuse (see kvcache.py).
         self.prefix_cache = PrefixCache()
         self._reusable = plain_cache_ok(self.model.config)
@@ -192,14 +195,16 @@ class LocalEngine(Engine):
         ids = self.prompt_encoder.encode(request.prompt)
         if (reason := request.interrupted()) is not None or not ids:
             return GenerationResult("", reason or "length", len(ids), 0, time.monotonic() - start)
+        ids, constraint = self._heal(request, ids)
         # The static cache fits the prompt and every token this request may add.
         need = len(ids) + request.max_new_tokens + request.prompt_lookup + 1
+        need += len(constraint.text) if constraint is not None else 0
         static = self._static is not None and need <= self._static_tokens
         key = request.cache_key if self._reusable else None
         if static:
             key = STATIC_KEY if key is not None else None
         reuse = self.prefix_cache.take(key, ids) if key is not None else Reuse(None, 0)
-        run = Run(self, request, ids, reuse, static=static)
+        run = Run(self, request, ids, reuse, static=static, constraint=constraint)
         with self._torch.inference_mode():
             try:
                 text, reason = run.decode()
@@ -219,6 +224,37 @@ class LocalEngine(Engine):
             token_logprobs=tuple(run.logprobs),
             token_ends=tuple(run.ends),
         )
+
+    def token_texts(self) -> TokenTexts | None:
+        """Every token's bytes, for token healing, computed once (``warm_up`` does it,
+        else the first request that heals; 1.4 s for Gemma-3's 262k tokens); None
+        when this tokenizer's could not be read (no healing then)."""
+        if self._token_texts is None and self._healing_ok:
+            try:
+                self._token_texts = token_texts(self.tokenizer)
+            except Exception as exc:  # an unusual tokenizer: complete without healing
+                log.warning("token healing off: could not read the token texts (%s)", exc)
+                self._healing_ok = False
+        return self._token_texts
+
+    def _heal(
+        self, request: GenerationRequest, ids: list[int]
+    ) -> tuple[list[int], Constraint | None]:
+        """The prompt ids backed up over ``request.heal``'s partial word, and the
+        constraint that spells it again; ``ids`` unchanged and None when not healing."""
+        if request.heal <= 0:
+            return ids, None
+        texts = self.token_texts()
+        if texts is None:
+            return ids, None
+        word = request.prompt[-request.heal :]
+        try:
+            healing = plan(ids, texts, word.encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: left as it is
+            return ids, None
+        if healing is None or healing.keep == 0:
+            return ids, None
+        return ids[: healing.keep], Constraint(texts, healing.text)
 
     def forward(
         self, tokens: list[int], cache: Any, keep: int, decode: bool = False
@@ -306,6 +342,7 @@ class LocalEngine(Engine):
         """
         self._quantize()
         started = time.monotonic()
+        self.token_texts()
         if self._decode_step is None:
             try:
                 self.generate(GenerationRequest(" ".join(["warm"] * 8), 2))
