@@ -492,7 +492,7 @@ scenario("tab_fallthrough", 30000, function(ctx)
 end)
 
 scenario("commands", 30000, function(ctx)
-  for _, name in ipairs({ "MmlspExplain", "MmlspDocstring", "MmlspEdit", "MmlspStatus", "MmlspRestart", "MmlspToggle" }) do
+  for _, name in ipairs({ "MmlspExplain", "MmlspDocstring", "MmlspEdit", "MmlspCancel", "MmlspStatus", "MmlspRestart", "MmlspToggle" }) do
     if vim.fn.exists(":" .. name) ~= 2 then
       ctx.fail(":" .. name .. " is missing")
       return

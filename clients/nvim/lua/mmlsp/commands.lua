@@ -1,4 +1,4 @@
--- User commands: :MmlspExplain, :MmlspDocstring, :MmlspEdit, :MmlspStatus,
+-- User commands: :MmlspExplain, :MmlspDocstring, :MmlspEdit, :MmlspCancel, :MmlspStatus,
 -- :MmlspRestart, :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle; and the
 -- visual-mode mapping <Plug>(mmlsp-edit).
 --
@@ -364,6 +364,9 @@ function M.create()
     silent = true,
     desc = "mmlsp: rewrite the selection as an instruction says",
   })
+  create("MmlspCancel", function()
+    require("mmlsp.progress").cancel()
+  end, { desc = "mmlsp: stop the running AI action" })
   create("MmlspStatus", function()
     M.status()
   end, { desc = "mmlsp: show the model's state" })

@@ -21,8 +21,9 @@ M.defaults = {
   on_attach = nil,
   -- Extra client capabilities merged over Neovim's defaults.
   capabilities = nil,
-  -- Create :MmlspExplain, :MmlspDocstring, :MmlspEdit, :MmlspStatus, :MmlspRestart,
-  -- :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle (and <Plug>(mmlsp-edit)).
+  -- Create :MmlspExplain, :MmlspDocstring, :MmlspEdit, :MmlspCancel, :MmlspStatus,
+  -- :MmlspRestart, :MmlspToggle, :MmlspNextEdit, :MmlspNextEditToggle (and
+  -- <Plug>(mmlsp-edit)).
   commands = true,
   inline = {
     -- Show inline completions as ghost text.
@@ -76,6 +77,9 @@ M.defaults = {
   -- pydoc for Python): map `K` to vim.lsp.buf.hover() in attached buffers,
   -- unless something else maps `K` there. Nothing happens on 0.10 and later.
   map_hover = true,
+  -- Show the server's progress (loading the model, and AI actions while they run)
+  -- in the echo area; :MmlspCancel stops the running action.
+  progress = true,
 }
 
 M.options = vim.deepcopy(M.defaults)

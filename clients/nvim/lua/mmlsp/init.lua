@@ -7,6 +7,7 @@ local compat = require("mmlsp.compat")
 local config = require("mmlsp.config")
 local inline = require("mmlsp.inline")
 local next_edit = require("mmlsp.next_edit")
+local progress = require("mmlsp.progress")
 
 local api = vim.api
 
@@ -15,6 +16,7 @@ local M = {}
 M.NAME = "mmlsp"
 M.inline = inline
 M.next_edit = next_edit
+M.progress = progress
 
 -- The client started by setup() on Neovim 0.7, where vim.lsp.start is missing.
 local legacy_client_id = nil
@@ -57,6 +59,7 @@ function M.on_attach(client, bufnr)
   end
   inline.attach(client, bufnr)
   next_edit.attach(client, bufnr)
+  progress.attach(client)
   M.map_hover(bufnr)
 end
 
@@ -166,6 +169,7 @@ end
 --- for buffers of the configured filetypes.
 function M.setup(opts)
   local o = config.set(opts)
+  progress.setup()
   if o.commands then
     require("mmlsp.commands").create()
   end
@@ -230,6 +234,10 @@ function M.explain(range)
 end
 function M.docstring(range)
   return require("mmlsp.commands").docstring(range)
+end
+--- Stops the running AI actions (window/workDoneProgress/cancel).
+function M.cancel()
+  return progress.cancel()
 end
 function M.status(callback)
   return require("mmlsp.commands").status(callback)
