@@ -187,8 +187,9 @@ def _vocab_and_merges(model_dir: Path) -> tuple[list[str], list[str], set[str]]:
     return tokens, merges, specials
 
 
-def write_tiny_gguf(model_dir: Path, out_file: Path) -> Path:
-    """Write the model in `model_dir` as an f32 GGUF (architecture "qwen2") at `out_file`.
+def write_tiny_gguf(model_dir: Path, out_file: Path, chat_template: str | None = None) -> Path:
+    """Write the model in `model_dir` as an f32 GGUF (architecture "qwen2") at `out_file`,
+    with `chat_template` as its ``tokenizer.chat_template`` when given.
 
     Only the metadata transformers' GGUF loader reads is written. Qwen2's q/k
     weights are stored unpermuted (only llama's are permuted by llama.cpp).
@@ -230,6 +231,8 @@ def write_tiny_gguf(model_dir: Path, out_file: Path) -> Path:
     writer.add_eos_token_id(config.eos_token_id)
     writer.add_pad_token_id(config.pad_token_id)
     writer.add_add_bos_token(False)
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
 
     name_map = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
     for hf_name, tensor in model.state_dict().items():

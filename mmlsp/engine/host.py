@@ -141,7 +141,7 @@ class EngineHost:
         engine = self.chat_engine
         if engine is None:
             return False
-        return engine.info.device.startswith("cuda") or engine.info.backend != "local"
+        return engine.info.device.startswith("cuda") or engine.info.backend == "openai"
 
     def load(
         self, spec: LoadSpec, progress: Progress = lambda _m, _p: None, done: Done = lambda _s: None
