@@ -5,6 +5,7 @@
 --   MMLSP_JOURNEY_PYTHON      Python that runs the server (default python3)
 --   MMLSP_JOURNEY_MODEL       completion model (default: the server's, Gemma-3-270M)
 --   MMLSP_JOURNEY_CHAT_MODEL  chat model for actions (default: the server's)
+--   MMLSP_JOURNEY_VISION_MODEL  vision model for image hover (default: none)
 --   MMLSP_JOURNEY_LOG         server log file (optional)
 --
 -- 'termguicolors' stays off: the 256-colour case, the tmux default.
@@ -32,6 +33,7 @@ vim.opt.shortmess:append("I")
 local settings = {}
 settings.model = env("MMLSP_JOURNEY_MODEL")
 settings.chatModel = env("MMLSP_JOURNEY_CHAT_MODEL")
+settings.visionModel = env("MMLSP_JOURNEY_VISION_MODEL")
 
 local cmd = { env("MMLSP_JOURNEY_PYTHON") or "python3", "-m", "mmlsp" }
 if env("MMLSP_JOURNEY_LOG") then
