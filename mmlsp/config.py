@@ -301,8 +301,8 @@ class Settings:
     token_healing: OnOff = Field(
         default=True,
         description="When the cursor is inside a word, let the model spell the word again "
-        "from its start (token healing) and show what follows the cursor; the in-process "
-        "engine only.",
+        "from its start (token healing) and show what follows the cursor; the torch engine "
+        "only, for now.",
     )
     decode_mode: Annotated[str, OneOf(DECODE_MODES)] = Field(
         default="auto",

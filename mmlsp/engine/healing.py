@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,12 +60,10 @@ class TokenTexts:
 
     def __init__(self, pieces: Sequence[bytes | None]) -> None:
         self.pieces = list(pieces)
-        order = sorted((piece, index) for index, piece in enumerate(self.pieces) if piece)
-        self._keys = [piece for piece, _ in order]
-        self._ids = np.array([index for _, index in order], dtype=np.int64)
-        self._exact: dict[bytes, list[int]] = {}
-        for piece, index in order:
-            self._exact.setdefault(piece, []).append(index)
+        present = {index: piece for index, piece in enumerate(self.pieces) if piece}
+        order = sorted(present, key=present.__getitem__)
+        self._keys = [present[index] for index in order]
+        self._ids = np.array(order, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.pieces)
@@ -79,11 +77,12 @@ class TokenTexts:
     def allowed(self, rest: bytes) -> np.ndarray:
         """Ids that may come next while ``rest`` is still to be spelled: tokens that
         extend it, and tokens that are a proper, non-empty start of it."""
-        starts = [index for cut in range(1, len(rest)) for index in self._exact.get(rest[:cut], ())]
+        starts = [
+            self._ids[bisect_left(self._keys, start) : bisect_right(self._keys, start)]
+            for start in (rest[:cut] for cut in range(1, len(rest)))
+        ]
         extending = self.extending(rest)
-        if not starts:
-            return extending
-        return np.concatenate([np.array(starts, dtype=np.int64), extending])
+        return np.concatenate([*starts, extending]) if starts else extending
 
 
 def _successor(text: bytes) -> bytes:
