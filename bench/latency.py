@@ -138,6 +138,13 @@ class Replay:
     pauses: int = 0
     shown: int = 0
     empty_reasons: dict[str, int] = field(default_factory=dict)
+    # The server's start: spawn to model ready (s), the load as its status reports it
+    # (s), which engine ran and why, and its peak resident memory (MiB, VmHWM).
+    ready_s: float = 0.0
+    load_s: float | None = None
+    backend: str = ""
+    backend_reason: str = ""
+    peak_rss_mib: float | None = None
 
     @property
     def shown_rate(self) -> float:
@@ -165,10 +172,15 @@ def inline_params(line: int, character: int) -> types.InlineCompletionParams:
 async def replay(args: argparse.Namespace, script: Script, name: str, options: dict) -> Replay:
     out = Replay(name)
     init = {**base_options(args), **options}
+    spawned = time.perf_counter()
     async with lsp_session(server_flags(args), args.cache_dir, init) as client:
         ready = await wait_for_state(client)
         if ready["state"] != "ready":
             raise SystemExit(f"model failed to load: {ready}")
+        out.ready_s = time.perf_counter() - spawned
+        out.load_s = ready.get("load_seconds")
+        out.backend = ready.get("backend") or ""
+        out.backend_reason = ready.get("backend_reason") or ""
         text = script.start + script.end
         open_doc(client, URI, text)
         cursor = len(script.start)
@@ -273,7 +285,20 @@ async def replay(args: argparse.Namespace, script: Script, name: str, options: d
             out.lsp_call_work = [
                 (r["outcome"], r["prompt_tokens"], r["generated"]) for r in records
             ]
+        server = getattr(client, "_server", None)  # pygls's asyncio subprocess
+        out.peak_rss_mib = peak_rss_mib(server.pid) if server is not None else None
     return out
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    """The peak resident memory of process ``pid`` so far (Linux VmHWM), in MiB."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def base_options(args: argparse.Namespace) -> dict[str, Any]:

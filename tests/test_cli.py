@@ -59,8 +59,9 @@ def test_complete_with_local_directory(tiny_model_dir, sample, tmp_path):
 
 
 def test_complete_with_gguf_file_matches_directory(tiny_model_dir, tiny_gguf, sample, tmp_path):
-    """The GGUF copy of the tiny model holds the same weights, so it suggests the same text."""
-    args = ("complete", str(sample), "--line", "1", "--character", "12")
+    """The GGUF copy of the tiny model holds the same weights, so it suggests the same text
+    on torch (dtype set; without it, llama.cpp runs the GGUF as it is)."""
+    args = ("complete", str(sample), "--line", "1", "--character", "12", "--dtype", "float32")
     from_dir = run_mmlsp(*args, "--model", str(tiny_model_dir), cache=tmp_path / "a")
     from_gguf = run_mmlsp(*args, "--model", str(tiny_gguf), cache=tmp_path / "b")
     assert from_gguf.returncode == 0, from_gguf.stderr

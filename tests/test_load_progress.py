@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mmlsp.config import Settings
 from mmlsp.engine import EngineHost, LoadSpec
 from mmlsp.engine.base import Engine, EngineInfo
 
 
-def load(model: str, cache: Path, host: EngineHost | None = None) -> list[tuple[str, int | None]]:
+def load(
+    model: str, cache: Path, host: EngineHost | None = None, dtype: str = "auto"
+) -> list[tuple[str, int | None]]:
     """Every progress report of one load, in order."""
     host = host or EngineHost()
     reports: list[tuple[str, int | None]] = []
-    spec = LoadSpec.from_settings(Settings(model=model, cache_dir=str(cache), device="cpu"))
+    settings = Settings(model=model, cache_dir=str(cache), device="cpu", dtype=dtype)
+    spec = LoadSpec.from_settings(settings)
     try:
         host.load(spec, lambda message, pct: reports.append((message, pct)))
         status = host.wait_ready()
@@ -27,6 +32,14 @@ def percentages(reports: list[tuple[str, int | None]]) -> list[int]:
     return [pct for _message, pct in reports if pct is not None]
 
 
+def test_gguf_on_llama_cpp_load_goes_forward(tiny_gguf, tmp_path):
+    pytest.importorskip("llama_cpp")
+    reports = load(str(tiny_gguf), tmp_path)
+    pcts = percentages(reports)
+    assert pcts == sorted(pcts), reports
+    assert "(llama.cpp)" in reports[0][0]
+
+
 def test_tiny_model_load_goes_forward(tiny_model_dir, tmp_path):
     reports = load(str(tiny_model_dir), tmp_path)
     pcts = percentages(reports)
@@ -35,15 +48,16 @@ def test_tiny_model_load_goes_forward(tiny_model_dir, tmp_path):
 
 
 def test_gguf_conversion_then_load_goes_forward(tiny_gguf, tmp_path):
-    """The first start converts the GGUF (5-40%), then loads what it wrote (50% on)."""
-    first = load(str(tiny_gguf), tmp_path)
+    """On torch (dtype set: llama.cpp would run the GGUF as it is), the first start
+    converts the GGUF (5-40%), then loads what it wrote (50% on)."""
+    first = load(str(tiny_gguf), tmp_path, dtype="float32")
     messages = [m for m, _ in first]
     assert messages[0].startswith("converting") and "caching converted weights" in messages
     pcts = percentages(first)
     assert pcts == sorted(pcts), first
     assert dict(first)["loading tokenizer"] > dict(first)["caching converted weights"]
     # Later starts read the cache: no conversion, still forward.
-    again = load(str(tiny_gguf), tmp_path)
+    again = load(str(tiny_gguf), tmp_path, dtype="float32")
     assert not any(m.startswith("converting") for m, _ in again)
     assert percentages(again) == sorted(percentages(again)), again
 

@@ -17,6 +17,7 @@ trimmed back; ``swa_full`` keeps every position so a sequence trims exactly.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import logging
@@ -62,7 +63,11 @@ COUNT_CACHE_LINES = 4096
 
 
 def default_threads() -> int:
-    """Threads for llama.cpp: the cores this process may run on."""
+    """Threads for llama.cpp: OMP_NUM_THREADS where set (the CPU thread count torch
+    reads too), else the cores this process may run on."""
+    with contextlib.suppress(ValueError):
+        if (wanted := int(os.environ.get("OMP_NUM_THREADS", "0"))) > 0:
+            return wanted
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
@@ -181,7 +186,7 @@ class LlamaCppEngine(Engine):
                 path_model=str(path), params=model_params, verbose=False
             )
         except (ValueError, OSError) as exc:
-            raise EngineError(f"llama.cpp could not load {path}: {exc}") from exc
+            raise EngineError(f"could not read GGUF file {path} (llama.cpp: {exc})") from exc
         self._vocab = self._model.vocab
         train = self._model.n_ctx_train()
         self.context_per_document = (
