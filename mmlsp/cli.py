@@ -111,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--character", type=int, required=True, help="0-based UTF-16 column, as in LSP"
     )
     _common(complete)
+    stats = sub.add_parser(
+        "stats",
+        help="what became of the suggestions shown here (recorded on this machine only)",
+    )
+    stats.add_argument("--days", type=float, default=None, help="only the last this many days")
+    stats.add_argument("--plot", type=Path, default=None, metavar="FILE.png", help="bar charts")
+    stats.add_argument("--json", action="store_true", help="the numbers as JSON")
+    stats.add_argument("--delete", action="store_true", help="delete every recorded event")
+    stats.add_argument("--cache-dir", default=argparse.SUPPRESS, help=_about("cacheDir"))
     return parser
 
 
@@ -327,7 +336,39 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("setting %s", error)
     if args.command == "complete":
         return run_complete(args, settings)
+    if args.command == "stats":
+        return run_stats(args, settings)
     return serve(args, settings)
+
+
+def run_stats(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
+    """``mmlsp stats``: the local acceptance statistics, printed, plotted or deleted."""
+    import time
+
+    from mmlsp.acceptance.report import plot, render, summarize, to_json
+    from mmlsp.acceptance.store import EventStore
+
+    out = out or sys.stdout
+    store = EventStore.in_dir(settings.cache_dir, settings.stats_retention_days)
+    if args.delete:
+        existed = store.delete()
+        print(
+            f"deleted {store.path}" if existed else f"nothing to delete at {store.path}", file=out
+        )
+        return 0
+    if not store.path.exists():
+        print(f"No suggestions recorded yet ({store.path}).", file=out)
+        return 0
+    since = time.time() - args.days * 86400 if args.days is not None else None
+    try:
+        summary = summarize(store.events(since=since))
+    finally:
+        store.close()
+    print(to_json(summary) if args.json else render(summary, str(store.path)), file=out)
+    if args.plot is not None:
+        drawn_with = plot(summary, args.plot)
+        print(f"plot written to {args.plot} ({drawn_with})", file=out)
+    return 0
 
 
 def serve(args: Any, settings: Settings) -> int:

@@ -48,6 +48,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # no LSP and no server state; the completion feature, the CLI and the benchmarks
     # all call it.
     ("pipeline", ("mmlsp.complete", "mmlsp.next_edit")),
+    # What the user did with suggestions, on their machine: the event store, the model's
+    # confidence and the gate, the stats report (the CLI reads them too).
+    ("acceptance", ("mmlsp.acceptance",)),
     # The per-document state the server keeps; features read snapshots of it.
     ("session", ("mmlsp.session",)),
     # One module per LSP capability: completion, actions, hover, review, diagnostics.

@@ -167,6 +167,7 @@ def nvim_run(request, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
         "by_name": {r["name"]: r for r in data.get("results", [])},
         "report": report,
         "seconds": seconds,
+        "cache": tmp / "mmlsp-cache",
     }
 
 
@@ -188,3 +189,23 @@ def test_nvim_scenario(nvim_run, scenario):
     assert result["status"] == "pass", (
         f"nvim {nvim_run['version']} {scenario}: {result['detail']}\n" + nvim_run["report"]
     )
+
+
+def test_nvim_accepts_reach_mmlsp_stats(nvim_run):
+    """The accept scenarios ran the items' mmlsp.accepted command: ``mmlsp stats`` over
+    the run's cache directory prints them."""
+    if nvim_run["by_name"].get("accept", {}).get("status") != "pass":
+        pytest.skip("the accept scenario did not pass (its own test says why)")
+    env = {**os.environ, "MMLSP_CACHE_DIR": str(nvim_run["cache"])}
+    done = subprocess.run(
+        [sys.executable, "-m", "mmlsp", "stats", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    total = json.loads(done.stdout)["total"]
+    assert total["whole"] >= 1, total
+    assert total["partial"] + total["whole"] >= 2, total  # accept_word's word too

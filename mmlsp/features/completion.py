@@ -318,14 +318,20 @@ def valid_position(text: str, position: types.Position) -> bool:
 
 
 def inline_items(
-    suggestion: Suggestion | None, position: types.Position
+    suggestion: Suggestion | None,
+    position: types.Position,
+    command: types.Command | None = None,
 ) -> types.InlineCompletionList:
+    """The item for a suggestion; ``command``: what the client runs when it is accepted
+    (``features.acceptance``)."""
     if suggestion is None:
         return types.InlineCompletionList(items=[])
     return types.InlineCompletionList(
         items=[
             types.InlineCompletionItem(
-                insert_text=suggestion.text, range=replace_range(suggestion, position)
+                insert_text=suggestion.text,
+                range=replace_range(suggestion, position),
+                command=command,
             )
         ]
     )

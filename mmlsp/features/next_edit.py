@@ -21,6 +21,7 @@ next request answers with the rest of it without a model call.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import threading
@@ -33,7 +34,8 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 
 from mmlsp.config import Settings
-from mmlsp.engine import EngineError, EngineHost
+from mmlsp.engine import EngineError, EngineHost, GenerationResult
+from mmlsp.features.acceptance import Acceptance
 from mmlsp.next_edit import Inputs, predict
 from mmlsp.postprocess.next_edit import TextEdit, follow
 from mmlsp.prompt.next_edit import choose_format
@@ -57,13 +59,22 @@ class _Shown:
     source: str
     target: str
     edits: tuple[TextEdit, ...]
+    # For the acceptance statistics: the generation, its seconds, the language.
+    result: GenerationResult | None = None
+    seconds: float = 0.0
+    language: str = ""
 
 
 class NextEdits:
     def __init__(
-        self, session: Session, settings: Callable[[], Settings], host: EngineHost
+        self,
+        session: Session,
+        settings: Callable[[], Settings],
+        host: EngineHost,
+        acceptance: Acceptance | None = None,
     ) -> None:
         self._session = session
+        self._acceptance = acceptance
         self._settings = settings
         self._host = host
         self._in_flight: dict[str, threading.Event] = {}
@@ -128,6 +139,7 @@ class NextEdits:
         edit = at_cursor[0]
         (sl, sc), (el, ec) = position_at(text, cursor), position_at(text, edit.end)
         self.counts["inline_shown"] += 1
+        self._record_shown(uri, shown)
         return types.InlineCompletionList(
             items=[
                 types.InlineCompletionItem(
@@ -206,7 +218,15 @@ class NextEdits:
         if not prediction.edits or prediction.target is None:
             self.reasons[prediction.reason or "nothing"] += 1
             return None
-        shown = _Shown(next(self._ids), snapshot.text, prediction.target, tuple(prediction.edits))
+        shown = _Shown(
+            next(self._ids),
+            snapshot.text,
+            prediction.target,
+            tuple(prediction.edits),
+            prediction.result,
+            prediction.seconds,
+            snapshot.language,
+        )
         self._last[uri] = shown
         self.counts["predicted"] += 1
         return shown
@@ -220,7 +240,7 @@ class NextEdits:
         left = follow(last.source, snapshot.text, last.edits)
         if left is None:
             return None
-        shown = _Shown(last.id, snapshot.text, last.target, tuple(left))
+        shown = dataclasses.replace(last, source=snapshot.text, edits=tuple(left))
         self._last[snapshot.uri] = shown
         return shown
 
@@ -246,6 +266,28 @@ class NextEdits:
     # -- what the client reports ----------------------------------------------------------
     def shown(self, params: Any) -> None:
         self.counts["shown"] += 1
+        ident = _get(params, "id")
+        if not isinstance(ident, int):  # Copilot's form: {item: {command: {arguments}}}
+            command = _get(_get(params, "item"), "command")
+            arguments = _get(command, "arguments")
+            first = arguments[0] if isinstance(arguments, list) and arguments else None
+            ident = _get(first, "id")
+        for uri, last in self._last.items():
+            if last.id == ident:
+                self._record_shown(uri, last)
+
+    def _record_shown(self, uri: str, shown: _Shown) -> None:
+        if self._acceptance is None or not shown.edits:
+            return
+        text = max((e.text for e in shown.edits), key=len)
+        self._acceptance.next_edit_shown(
+            uri,
+            shown.id,
+            text,
+            shown.result,
+            language=shown.language,
+            latency_ms=shown.seconds * 1000,
+        )
 
     def accepted(self, args: Any) -> None:
         """``mmlsp.acceptNextEdit``: the client applied the prediction ``id``."""
@@ -254,6 +296,9 @@ class NextEdits:
         if not isinstance(uri, str):
             raise JsonRpcInvalidParams('expected [{"uri": string, "id": number}]')
         self.counts["accepted"] += 1
+        if self._acceptance is not None:
+            ident = _get(arg, "id")
+            self._acceptance.next_edit_accepted(uri, ident if isinstance(ident, int) else None)
         last = self._last.get(uri)
         if last is not None and last.edits:
             inserted = max((e.text for e in last.edits), key=len)

@@ -26,6 +26,7 @@ from mmlsp import __version__
 from mmlsp.config import Settings, merge
 from mmlsp.context.workspace import workspace_roots
 from mmlsp.engine import EngineError, EngineHost, GenerationFailed
+from mmlsp.features.acceptance import ACCEPTED_COMMAND, DELETE_COMMAND, Acceptance
 from mmlsp.features.actions import COMMANDS, KINDS, ActionService
 from mmlsp.features.client import ClientCapabilities
 from mmlsp.features.completion import (
@@ -91,7 +92,10 @@ class MmlspServer(LanguageServer):
             self.session, self.current_settings, self.host, self.editor, self.work_progress
         )
         self.hover = HoverService(self.session, self.host)
-        self.next_edits = NextEdits(self.session, self.current_settings, self.host)
+        # What becomes of each suggestion (local statistics) and the gate that hides
+        # those unlikely to be accepted.
+        self.acceptance = Acceptance(self.current_settings)
+        self.next_edits = NextEdits(self.session, self.current_settings, self.host, self.acceptance)
         self.diagnostics = DiagnosticsPublisher(
             self.session,
             self.current_settings,
@@ -102,6 +106,7 @@ class MmlspServer(LanguageServer):
             self.session, self.current_settings, self.host, self.diagnostics.publish
         )
         self.session.on_close(self.completions.closed)
+        self.session.on_close(self.acceptance.closed)
         self.session.on_close(self.review.stop)
         self.session.on_close(self._forget_warm)
 
@@ -237,6 +242,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
         # Stops the generation in flight unless the edit typed what it produced.
         ls.completions.changed(doc.uri, doc.text, ls.settings)
         ls.next_edits.changed(doc.uri)
+        ls.acceptance.changed(doc.uri, doc.text)
         ls.diagnostics.schedule(doc.uri)
         # When the user stops editing without asking for a suggestion (a paste, an
         # undo, a formatter), warm the prompt where the last edit ended.
@@ -251,13 +257,22 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     async def inline_completion(params: types.InlineCompletionParams):
         uri, position = params.text_document.uri, params.position
         asked = ls.session.snapshot(uri)
+        started = time.monotonic()
         suggestion = await ls.suggestion_at(uri, position)
+        command = None
+        if asked is not None and ls.session.text(uri) == asked.text:
+            if suggestion is None:
+                ls.acceptance.nothing(uri, asked.text)
+            else:  # None: the gate hides it
+                seconds = time.monotonic() - started
+                command = ls.acceptance.command_for(asked, position, suggestion, seconds)
+                suggestion = suggestion if command is not None else None
         if suggestion is None and ls.settings.next_edit and asked is not None:
             # No completion here: a next edit that rewrites the rest of the line shows
             # as ghost text in clients without next-edit support. Not when an edit came
             # meanwhile: the completion was superseded, not empty.
             return await ls.next_edits.inline(uri, position, asked.version)
-        return inline_items(suggestion, position)
+        return inline_items(suggestion, position, command)
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[]))
     async def completion(params: types.CompletionParams):
@@ -301,6 +316,16 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     def accept_next_edit(*args):  # unannotated: pygls passes the raw JSON arguments
         ls.next_edits.accepted(list(args))
 
+    @ls.command(ACCEPTED_COMMAND)
+    def suggestion_accepted(*args):  # unannotated: pygls passes the raw JSON arguments
+        ls.acceptance.accepted(list(args))
+
+    @ls.command(DELETE_COMMAND)
+    def delete_acceptance_stats(*_args) -> str:
+        said = ls.acceptance.delete()
+        ls.editor.notify_user(f"acceptance statistics: {said}", logging.INFO)
+        return said
+
     @ls.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(params: types.HoverParams) -> types.Hover | None:
         return await ls.hover.hover(params)
@@ -331,6 +356,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
             "settings": ls.settings.to_dict(),
             "completion": ls.completions.stats(),
             "nextEdit": ls.next_edits.stats(),
+            "acceptance": ls.acceptance.summary(),
             # Requests and notifications still being handled (bounded when nothing leaks).
             "handling": len(ls.protocol._request_futures),
         }
@@ -347,6 +373,7 @@ def create_server(settings: Settings, host: EngineHost | None = None) -> MmlspSe
     @ls.feature(types.SHUTDOWN)
     def shutdown(_params: Any = None) -> None:
         ls.review.stop_all()
+        ls.acceptance.shutdown()
         ls.host.shutdown()
         ls.actions.files.cleanup()
 

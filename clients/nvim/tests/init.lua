@@ -287,6 +287,23 @@ local function show_ghost(ctx, then_)
   end)
 end
 
+--- Polls mmlsp/status until the server has counted an accept of kind `how` (the
+--- plugin ran the item's mmlsp.accepted command); calls then_(count).
+local function server_counted_accept(ctx, how, then_)
+  local count
+  local function poll()
+    mmlsp.status(function(status)
+      local acceptance = type(status) == "table" and status.acceptance or nil
+      local session = type(acceptance) == "table" and acceptance.session or nil
+      count = type(session) == "table" and session["accepted_" .. how] or nil
+    end)
+  end
+  ctx.wait("the server counting the " .. how .. " accept", function()
+    poll()
+    return type(count) == "number" and count > 0 and count
+  end, 10000, then_)
+end
+
 local function expected_after(base_lines, row, col, text)
   local line = base_lines[row + 1]
   local pieces = vim.split(line:sub(1, col) .. text .. line:sub(col + 1), "\n", { plain = true })
@@ -373,7 +390,9 @@ scenario("accept", 90000, function(ctx)
         ctx.fail("left insert mode on accept")
         return
       end
-      ctx.done("pass", "buffer now " .. vim.inspect(lines(typing_buf)))
+      server_counted_accept(ctx, "whole", function(n)
+        ctx.done("pass", "buffer now " .. vim.inspect(lines(typing_buf)) .. "; server counted " .. n)
+      end)
     end)
   end)
 end)
@@ -392,7 +411,9 @@ scenario("accept_word", 90000, function(ctx)
         ctx.fail(string.format("expected the rest %q still shown, got %s", rest, vim.inspect(now)))
         return
       end
-      ctx.done("pass", string.format("accepted %q of %q", word, s.text))
+      server_counted_accept(ctx, "word", function(n)
+        ctx.done("pass", string.format("accepted %q of %q (server counted %d)", word, s.text, n))
+      end)
     end)
   end)
 end)

@@ -166,7 +166,31 @@ local function to_suggestion(bufnr, item, encoding, row, col)
   if text == "" then
     return nil
   end
-  return { text = text, row = row, col = col, end_col = end_col }
+  local command = type(item.command) == "table" and item.command or nil
+  return { text = text, row = row, col = col, end_col = end_col, command = command }
+end
+
+-- Tells the server that (part of) the suggestion was accepted: its item's command
+-- (mmlsp.accepted {id}) with how much, `how` "whole", "word" or "line" and `chars`.
+-- The server keeps acceptance statistics on this machine only.
+local function report_accept(st, s, how, chars)
+  local command = s.command
+  if not command or type(command.command) ~= "string" then
+    return
+  end
+  local client = client_of(st)
+  if not client then
+    return
+  end
+  local arguments = vim.deepcopy(command.arguments or {})
+  if type(arguments[1]) == "table" then
+    arguments[1].how = how
+    arguments[1].chars = chars
+  end
+  compat.request(client, "workspace/executeCommand", {
+    command = command.command,
+    arguments = arguments,
+  }, function() end, st.bufnr)
 end
 
 local function cursor_of(st)
@@ -374,11 +398,19 @@ local function accept_part(bufnr, pick)
     clear_marks(st)
     insert(st, s, piece, true)
     st.own_tick = nil -- a full accept: the next keystroke asks again as usual
+    report_accept(st, s, "whole", #piece)
     return true
   end
   local replaced = s.end_col - s.col
   local row, col = insert(st, s, piece, false)
-  st.suggestion = { text = s.text:sub(#piece + 1), row = row, col = col, end_col = col + replaced }
+  report_accept(st, s, pick == next_word and "word" or "line", #piece)
+  st.suggestion = {
+    text = s.text:sub(#piece + 1),
+    row = row,
+    col = col,
+    end_col = col + replaced,
+    command = s.command,
+  }
   render(st)
   st.own_tick = api.nvim_buf_get_changedtick(bufnr)
   return true
