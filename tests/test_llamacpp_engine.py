@@ -253,3 +253,31 @@ def test_host_loads_a_gguf_on_the_cpu_with_llama_cpp(tiny_gguf: Path, tmp_path: 
         assert not host.chat_is_fast()
     finally:
         host.shutdown()
+
+
+# -- the real server over LSP ----------------------------------------------------------
+
+
+async def test_server_over_lsp_completes_on_llama_cpp(tiny_gguf: Path, tmp_path: Path):
+    """The real server with a GGUF on the CPU: llama.cpp runs it, says so in the status,
+    answers inline completions, and the second keystroke reuses the document's KV."""
+    pytest.importorskip("llama_cpp")
+    from tests.lsp_helpers import change_doc, inline, lsp_session, open_doc, status, wait_for_state
+
+    options = {"model": str(tiny_gguf), "device": "cpu", "maxNewTokens": 8}
+    async with lsp_session([], tmp_path, init_options=options) as client:
+        ready = await wait_for_state(client)
+        assert ready["state"] == "ready", ready
+        assert ready["backend"] == "llamacpp" and "llama.cpp" in ready["backend_reason"]
+        uri = "file:///tmp/llama_e2e.py"
+        text = SOURCE[: SOURCE.index("total += 1")]
+        open_doc(client, uri, text + "\n")
+        lines = text.split("\n")
+        await inline(client, uri, len(lines) - 1, len(lines[-1]))
+        end = (len(lines) - 1, len(lines[-1]))
+        change_doc(client, uri, 2, "t", end)
+        await inline(client, uri, end[0], end[1] + 1)
+        completion = (await status(client))["completion"]
+        records = [r._asdict() for r in completion.recent]
+        models = [r for r in records if r["outcome"] not in ("typeahead", "inflight")]
+        assert models and models[-1]["reused"] > 0, records

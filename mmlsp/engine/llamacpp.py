@@ -82,8 +82,9 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)
 
 
-# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error (5 continues the last line).
-_NATIVE_LEVELS = {3: logging.WARNING, 4: logging.ERROR}
+# ggml_log_level: 1 debug, 2 info, 3 warn, 4 error (5 continues the last line); its
+# warnings are about its own choices (the full-size SWA cache asked for here): info.
+_NATIVE_LEVELS = {3: logging.INFO, 4: logging.WARNING}
 _native_log = logging.getLogger("mmlsp.engine.llamacpp.native")
 
 
