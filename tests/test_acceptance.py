@@ -319,3 +319,11 @@ def test_whole_words_typed_before_moving_on_count_as_a_partial_accept(tmp_path):
     acceptance.changed("u", DOC[:AT] + "to" + DOC[AT:])  # half a word, then elsewhere
     acceptance.changed("u", DOC[:AT] + "tx" + DOC[AT:])
     assert outcomes(acceptance) == [("partial", "typed"), ("overtaken", None)]
+
+
+def test_a_store_deleted_under_a_running_server_starts_again(tmp_path):
+    store = EventStore.in_dir(tmp_path)
+    store.add(event())
+    EventStore.in_dir(tmp_path).delete()  # mmlsp stats --delete, from another process
+    store.add(event("hidden"))
+    assert [e.outcome for e in EventStore.in_dir(tmp_path).events()] == ["hidden"]

@@ -97,6 +97,8 @@ class EventStore:
 
     @property
     def db(self) -> sqlite3.Connection:
+        if self._db is not None and not self.path.exists():
+            self.close()  # deleted under us (``mmlsp stats --delete``): start a new one
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
