@@ -12,8 +12,8 @@ is kept beside whether it is right:
   line of stdlib modules (as llm-ls's testbed cuts them): right = the first line of
   the suggestion is exactly the removed rest (trailing whitespace ignored).
 
-A logistic regression on (mean log-prob, minimum log-prob, log length, multi-line,
-cursor position) is fitted on the holes with a suggestion: the gate's prior for this
+A logistic regression on (mean log-prob, minimum log-prob, log length, multi-line)
+is fitted on the holes with a suggestion: the gate's prior for this
 model (``mmlsp.acceptance.gate.PRIORS``). The curve then gates by its predicted chance
 at a series of thresholds: coverage = holes shown / all holes (an empty answer is
 never shown), precision = right / shown. Fitted and scored on the same holes, and
@@ -57,7 +57,6 @@ from bench.humaneval import (  # noqa: E402
 )
 from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
 from mmlsp.acceptance.gate import (  # noqa: E402
-    FEATURES,
     Logistic,
     confidence,
     features,
@@ -68,8 +67,9 @@ from mmlsp.complete import generate_completion  # noqa: E402
 from mmlsp.config import Settings, default_cache_dir  # noqa: E402
 
 HEADING = "## Confidence gating"
-# The prior's features: what is known of a completion before anyone accepts it.
-PRIOR_FEATURES = tuple(n for n in FEATURES if n != "next_edit")
+# The prior's features: the confidence, the length and shape (few, for a few hundred
+# holes at most; the fit on the user's events adds the cursor's position and the kind).
+PRIOR_FEATURES = ("mean_logprob", "min_logprob", "log_length", "multiline")
 THRESHOLDS = (0.0, 0.02, 0.05, 0.08, 0.1, 0.12, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)
 REAL_FILES = ("textwrap.py", "shlex.py", "fnmatch.py", "glob.py", "csv.py", "calendar.py")
 
@@ -207,6 +207,19 @@ def table(rows: list[dict[str, Any]], default: float) -> str:
     return "\n".join(lines)
 
 
+# The rule for the default: the highest threshold that still shows at least this share
+# of what the ungated pipeline shows (cross-validated), so that gating hides at most a
+# fifth of the suggestions: the least likely to be right.
+KEEP = 0.8
+
+
+def chosen_threshold(rows: list[dict[str, Any]]) -> float:
+    cross, _ = predictions(rows, 2)
+    points = curve(rows, cross)
+    ungated = points[0][1]
+    return max(t for t, shown, _ in points if shown >= KEEP * ungated)
+
+
 def _cell(shown: int, right: int, total: int) -> str:
     precision = f"{100 * right / shown:.0f}%" if shown else "—"
     return f"{100 * shown / total:.0f}% / {precision}"
@@ -236,7 +249,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-new-tokens-multiline", type=int, default=96)
     p.add_argument("--timeout", type=float, default=3.0)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--default", type=float, default=0.1, help="the threshold marked as default")
+    p.add_argument(
+        "--default",
+        type=float,
+        default=Settings().suggestion_threshold,
+        help="the threshold marked as default (the setting's default)",
+    )
     p.add_argument("--jsonl", type=Path, default=None, help="save every hole here")
     p.add_argument("--from-jsonl", type=Path, default=None, help="analyse saved holes")
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
@@ -271,7 +289,9 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(rows)} holes, {sum(bool(r['text']) for r in rows)} with a suggestion; "
         f"{dt.date.today().isoformat()}, {hardware(args.device, args.threads)}; "
         f"{(time.monotonic() - started) / 60:.1f} min.\n\n"
-        f"{table(rows, args.default)}\n"
+        f"{table(rows, args.default)}\n\n"
+        f"The highest threshold that keeps {KEEP:.0%} of the ungated suggestions (2-fold "
+        f"CV): {chosen_threshold(rows):.2f}; the setting's default: {args.default:.2f}.\n"
     )
     print(body)
     print("prior for mmlsp/acceptance/gate.py PRIORS:\n" + prior_source(prior))
