@@ -120,15 +120,15 @@ class Run:
         import torch
 
         rows = logits.reshape(-1, logits.shape[-1]).float()
-        choose = rows
         if self.healing:  # one row: the best of the tokens that spell the healed text
             assert self.constraint is not None
             allowed = torch.from_numpy(self.constraint.allowed()).to(rows.device)
-            choose = torch.full_like(rows, float("-inf"))
-            choose[:, allowed] = rows[:, allowed]
-        best = choose.max(dim=-1).values
+            best = rows[:, allowed].max(dim=-1)
+            self.pending_logprobs = (best.values - torch.logsumexp(rows, dim=-1)).tolist()
+            return allowed[best.indices].tolist()
+        best = rows.max(dim=-1).values
         self.pending_logprobs = (best - torch.logsumexp(rows, dim=-1)).tolist()
-        return self._argmax(choose, dim=-1).tolist()
+        return self._argmax(rows, dim=-1).tolist()
 
     @property
     def healing(self) -> bool:
