@@ -4,6 +4,7 @@
 // that text arrives and is applied). journeys.mjs does a person's journeys with the
 // real built-in models. Environment: see lib.mjs (run-tests.sh sets it).
 // Exit status: 0 when every scenario passed, 1 otherwise.
+import { spawnSync } from "node:child_process";
 import fs from "node:fs";
 import path from "node:path";
 import {
@@ -133,7 +134,19 @@ scenario("inline suggestion accepted with Tab", 180000, async (page) => {
     throw new Error(`the saved text does not start with the original: ${JSON.stringify(after)}`);
   }
   const added = after.slice(before.length);
-  return `ghost text ${JSON.stringify(ghostText.slice(0, 60))} (explicit triggers: ${triggers}); Tab inserted ${added.length} characters: ${JSON.stringify(added.slice(0, 60))}`;
+  // VS Code ran the item's command (mmlsp.accepted): `mmlsp stats` over the server's
+  // cache directory (this profile's XDG_CACHE_HOME) shows the accept.
+  const cache = path.join(path.dirname(WORKSPACE), "xdg-cache", "mmlsp");
+  const total = await waitFor("the accept in mmlsp stats", async () => {
+    const run = spawnSync(env.PYTHON || "python3", ["-m", "mmlsp", "stats", "--json"], {
+      env: { ...process.env, MMLSP_CACHE_DIR: cache },
+      encoding: "utf-8",
+    });
+    if (run.status !== 0 || !run.stdout.trim().startsWith("{")) return false;
+    const stats = JSON.parse(run.stdout).total;
+    return stats.whole >= 1 ? stats : false;
+  }, 20000, 1000);
+  return `ghost text ${JSON.stringify(ghostText.slice(0, 60))} (explicit triggers: ${triggers}); Tab inserted ${added.length} characters: ${JSON.stringify(added.slice(0, 60))}; mmlsp stats: ${total.whole} accepted of ${total.shown} shown`;
 });
 
 scenario("quick fix menu applies an mmlsp action", 180000, async (page) => {
