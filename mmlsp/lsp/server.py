@@ -122,7 +122,7 @@ class MmlspServer(LanguageServer):
         malformed header or a wrong length is skipped over instead of leaving the
         server deaf, and a request whose params do not fit gets -32602."""
         stop = self._stop_event = threading.Event()
-        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        self.protocol.set_writer(StdoutWriter(stdout or transport.private_stdout()))
 
         async def main() -> None:
             reader = transport.stream_reader(stdin or sys.stdin.buffer)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol.types import ResponseError
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
@@ -206,6 +208,24 @@ async def serve(
             # (as pygls' own reader does): a request followed at once by its
             # $/cancelRequest is then cancelled while running, not before it starts.
             await asyncio.sleep(0)
+
+
+def private_stdout() -> BinaryIO:
+    """The stream for LSP output: a private copy of file descriptor 1, with fd 1 itself
+    (and ``sys.stdout``) pointed at stderr.
+
+    Native code writes to fd 1, or redirects it: llama-cpp-python points fds 1 and 2 at
+    /dev/null while it loads a model. On the stdout the client reads, a stray byte
+    corrupts the stream, and a redirect makes every response written meanwhile vanish
+    (seen: mmlsp/status polls sent during a model load never answered, which left VS
+    Code's status bar at "loading" for good). Output written to fd 1 now lands in the
+    server's stderr, the editor's log.
+    """
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "wb")
 
 
 def stream_reader(stream: Any, chunk: int = 1 << 16) -> Callable[[], Awaitable[bytes]]:
