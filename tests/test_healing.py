@@ -18,6 +18,8 @@ from mmlsp.engine.healing import (
     Constraint,
     Healing,
     TokenTexts,
+    best_allowed,
+    heal,
     partial_word,
     plan,
     token_texts,
@@ -112,6 +114,22 @@ def test_constraint_heals_over_several_tokens():
     assert constraint.visible("return x") == "rn x"
     with pytest.raises(ValueError):
         Constraint(texts, b"retu").advance(FAKE_IDS[b"x"])
+
+
+def test_heal_and_best_allowed_are_an_engines_whole_use():
+    import numpy as np
+
+    texts = fake_texts()
+    ids = ids_of(b"    ", b"ret", b"u")
+    kept, constraint = heal(ids, texts, "    retu", 4)
+    assert kept == ids[:1] and constraint is not None and constraint.text == b"retu"
+    assert heal(ids, texts, "    retu", 0) == (ids, None)
+    assert heal(ids, None, "    retu", 4) == (ids, None)
+    assert heal(ids, texts, "x\ud800", 1) == (ids, None)  # not encodable: left alone
+    # The best allowed token, though "x" has the higher logit.
+    row = np.zeros(len(FAKE))
+    row[FAKE_IDS[b"x"]], row[FAKE_IDS[b"return"]], row[FAKE_IDS[b"re"]] = 9.0, 2.0, 1.0
+    assert best_allowed(row, constraint) == FAKE_IDS[b"return"]
 
 
 def test_visible_is_empty_while_spelling_and_strips_the_healed_text():

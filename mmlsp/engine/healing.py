@@ -14,7 +14,11 @@ end is a word the answer may extend), ``TokenTexts`` (each token id's bytes, sor
 for prefix queries, built once per tokenizer by ``token_texts``), ``plan`` (which
 prompt tokens to back up over) and ``Constraint`` (which tokens may come next while
 the backed-up text is spelled again; ``visible`` strips it). No torch: the engine
-applies the allowed ids to its logits (``LocalEngine``).
+applies the allowed ids to its logits. An engine adopts it with ``token_texts`` once
+(or ``TokenTexts`` over its own token bytes), ``heal`` on the prompt's ids, then, while
+``constraint.done`` is False, one token a step (no drafts) picked by ``best_allowed``
+(or the same over a tensor, as ``decode.Run``), ``advance``, and ``visible`` on the
+decoded text before the caller's stops see it (``LocalEngine``, ``decode.Run``).
 """
 
 from __future__ import annotations
@@ -119,6 +123,30 @@ def plan(
     except UnicodeDecodeError:
         return None  # a character split between kept and removed tokens
     return Healing(keep, removed)
+
+
+def heal(
+    ids: list[int], texts: TokenTexts | None, prompt: str, chars: int
+) -> tuple[list[int], Constraint | None]:
+    """An engine's one call: the prompt ``ids`` backed up over the partial word that
+    ends ``prompt`` (its last ``chars`` characters, ``GenerationRequest.heal``), and
+    the constraint that spells it again; ``ids`` and None when there is nothing to heal."""
+    if chars <= 0 or texts is None:
+        return ids, None
+    try:
+        healing = plan(ids, texts, prompt[-chars:].encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate: left as it is
+        return ids, None
+    if healing is None or healing.keep == 0:
+        return ids, None
+    return ids[: healing.keep], Constraint(texts, healing.text)
+
+
+def best_allowed(row: Any, constraint: Constraint) -> int:
+    """The greedy token of one row of logits (a numpy array, or anything indexed like
+    one) among those ``constraint`` allows."""
+    allowed = constraint.allowed()
+    return int(allowed[int(row[allowed].argmax())])
 
 
 class Constraint:

@@ -38,7 +38,7 @@ from mmlsp.engine.base import (
     GenerationResult,
 )
 from mmlsp.engine.decode import Run
-from mmlsp.engine.healing import Constraint, TokenTexts, plan, token_texts
+from mmlsp.engine.healing import TokenTexts, heal, token_texts
 from mmlsp.engine.kvcache import PrefixCache, Reuse, crop
 from mmlsp.engine.loading import (
     Progress,
@@ -195,7 +195,8 @@ class LocalEngine(Engine):
         ids = self.prompt_encoder.encode(request.prompt)
         if (reason := request.interrupted()) is not None or not ids:
             return GenerationResult("", reason or "length", len(ids), 0, time.monotonic() - start)
-        ids, constraint = self._heal(request, ids)
+        texts = self.token_texts() if request.heal > 0 else None
+        ids, constraint = heal(ids, texts, request.prompt, request.heal)
         # The static cache fits the prompt and every token this request may add.
         need = len(ids) + request.max_new_tokens + request.prompt_lookup + 1
         need += len(constraint.text) if constraint is not None else 0
@@ -236,25 +237,6 @@ class LocalEngine(Engine):
                 log.warning("token healing off: could not read the token texts (%s)", exc)
                 self._healing_ok = False
         return self._token_texts
-
-    def _heal(
-        self, request: GenerationRequest, ids: list[int]
-    ) -> tuple[list[int], Constraint | None]:
-        """The prompt ids backed up over ``request.heal``'s partial word, and the
-        constraint that spells it again; ``ids`` unchanged and None when not healing."""
-        if request.heal <= 0:
-            return ids, None
-        texts = self.token_texts()
-        if texts is None:
-            return ids, None
-        word = request.prompt[-request.heal :]
-        try:
-            healing = plan(ids, texts, word.encode("utf-8"))
-        except UnicodeEncodeError:  # a lone surrogate: left as it is
-            return ids, None
-        if healing is None or healing.keep == 0:
-            return ids, None
-        return ids[: healing.keep], Constraint(texts, healing.text)
 
     def forward(
         self, tokens: list[int], cache: Any, keep: int, decode: bool = False
