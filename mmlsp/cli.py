@@ -343,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_stats(args: argparse.Namespace, settings: Settings, out: TextIO | None = None) -> int:
     """``mmlsp stats``: the local acceptance statistics, printed, plotted or deleted."""
+    import sqlite3
     import time
 
     from mmlsp.acceptance.report import plot, render, summarize, to_json
@@ -362,11 +363,18 @@ def run_stats(args: argparse.Namespace, settings: Settings, out: TextIO | None =
     since = time.time() - args.days * 86400 if args.days is not None else None
     try:
         summary = summarize(store.events(since=since))
+    except sqlite3.Error as exc:
+        print(f"mmlsp stats: cannot read {store.path}: {exc}", file=sys.stderr)
+        return 1
     finally:
         store.close()
     print(to_json(summary) if args.json else render(summary, str(store.path)), file=out)
     if args.plot is not None:
-        drawn_with = plot(summary, args.plot)
+        try:
+            drawn_with = plot(summary, args.plot)
+        except (OSError, ValueError) as exc:
+            print(f"mmlsp stats: cannot write the plot {args.plot}: {exc}", file=sys.stderr)
+            return 1
         print(f"plot written to {args.plot} ({drawn_with})", file=out)
     return 0
 

@@ -327,3 +327,23 @@ def test_a_store_deleted_under_a_running_server_starts_again(tmp_path):
     EventStore.in_dir(tmp_path).delete()  # mmlsp stats --delete, from another process
     store.add(event("hidden"))
     assert [e.outcome for e in EventStore.in_dir(tmp_path).events()] == ["hidden"]
+
+
+def test_stats_says_what_is_wrong_with_a_bad_file_or_plot_path(tmp_path, capsys):
+    (tmp_path / "acceptance.sqlite3").write_bytes(b"not a database at all" * 100)
+    args = Namespace(delete=False, days=None, json=False, plot=None)
+    assert run_stats(args, Settings(cache_dir=str(tmp_path)), io.StringIO()) == 1
+    assert "cannot read" in capsys.readouterr().err
+    good = tmp_path / "good"
+    EventStore.in_dir(good).add(event())
+    args = Namespace(delete=False, days=None, json=False, plot=tmp_path / "no" / "such" / "p.png")
+    assert run_stats(args, Settings(cache_dir=str(good)), io.StringIO()) == 1
+    assert "cannot write the plot" in capsys.readouterr().err
+
+
+def test_a_broken_store_costs_no_suggestion(tmp_path):
+    (tmp_path / "acceptance.sqlite3").write_bytes(b"not a database at all" * 100)
+    acceptance = tracker(tmp_path)
+    assert offer(acceptance) is not None
+    acceptance.accepted([{"id": 1}])
+    assert acceptance.summary()["session"]["store_errors"] >= 1

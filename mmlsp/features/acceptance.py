@@ -134,7 +134,8 @@ class Acceptance:
             return call()
         except Exception as exc:
             self.counts["store_errors"] += 1
-            log.warning("acceptance statistics: %s", exc)
+            first = self.counts["store_errors"] == 1
+            log.log(logging.WARNING if first else logging.DEBUG, "acceptance statistics: %s", exc)
             return None
 
     # -- inline completions -------------------------------------------------------------
