@@ -12,7 +12,8 @@
 #      hover, explain, status and restart, and how the server is found);
 #   6. suite "journeys": a fresh profile again, with the real built-in models
 #      (Gemma-3-270M for completions, SmolLM2-135M-Instruct for actions), and runs
-#      e2e/journeys.mjs: what a person does, checked on what the person sees. Its last
+#      e2e/journeys.mjs: what a person does, checked on what the person sees (with the
+#      tiny vision model, e2e/build_vlm.py, as visionModel for image hover). Its last
 #      journey (next-edit suggestions) switches to a scripted server,
 #      e2e/fake_next_edit_server.py, since the real model rarely proposes an edit.
 # Screenshots, results and logs go to clients/vscode/test-artifacts/.
@@ -87,6 +88,7 @@ say "unit checks of the extension's helpers"
 node "$HERE/e2e/unit.mjs"
 
 TINY_MODEL="$HERE/e2e/.cache/tiny-model"
+TINY_VLM="$HERE/e2e/.cache/tiny-vlm"
 case " $SUITES " in *" tiny "*)
   say "tiny test model"
   "$PYTHON" "$HERE/e2e/build_model.py" "$TINY_MODEL" 2>&1 | grep -v "Writing model shards" || true
@@ -161,6 +163,22 @@ def price_with_tax(price, rate):
 
 print(price_with_tax(10.0, 20))
 PYFILE
+  # "Edit Selection with AI…" rewrites greet as the typed instruction says.
+  cat >"$ws/greet.py" <<'PYFILE'
+def greet(name):
+    return "Hello, " + name
+PYFILE
+  # Image hover: the comment names a mockup drawn by build_vlm.py (tiny vision model).
+  cat >"$ws/form.py" <<'PYFILE'
+"""The sign-up form."""
+
+
+# The layout follows docs/mockup.png
+def build_form():
+    return None
+PYFILE
+  "$PYTHON" "$HERE/e2e/build_vlm.py" "$TINY_VLM" "$ws/docs/mockup.png" 2>&1 | grep -v "Writing model shards" || true
+  [ -f "$TINY_VLM/config.json" ] || { echo "run-tests: the tiny vision model was not built" >&2; exit 1; }
 }
 
 # -- one suite: a fresh code-server profile, its settings, the driver script ------------------
@@ -304,8 +322,9 @@ for suite in $SUITES; do
       # The real built-in models, with the settings a new user has. Their converted
       # weights come from the user's own cache (the first conversion takes minutes;
       # the profile's XDG_CACHE_HOME is fresh each run).
+      # visionModel: the tiny random vision model (no real one runs here), for image hover.
       run_suite journeys journeys.mjs builtin:gemma-3-270m builtin:smollm2-135m-instruct \
-        "{\"mmlsp.cacheDir\": \"$MODEL_CACHE\"}" || overall=1
+        "{\"mmlsp.cacheDir\": \"$MODEL_CACHE\", \"mmlsp.visionModel\": \"$TINY_VLM\"}" || overall=1
       ;;
     *)
       echo "run-tests: unknown suite $suite (MMLSP_E2E_SUITES: tiny journeys)" >&2

@@ -331,6 +331,105 @@ journey("status shows both models", 90000, async (page) => {
   return `status bar ${JSON.stringify(text)}; status: ${JSON.stringify(shown.slice(0, 300))}; ${t.done()}`;
 });
 
+// -- edit by instruction, image hover ----------------------------------------------------------
+
+journey("Edit Selection with AI…: the typed instruction rewrites the selection, Ctrl+Z undoes it", 330000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  await closeAllEditors(page);
+  const editor = await openFromExplorer(page, "greet.py");
+  const norm = (text) => text.replace(/\s+/g, " ").trim();
+  const before = norm(await visibleText(editor));
+  t.step("select greet, run the command from the palette");
+  await editor.locator(".view-line", { hasText: "def greet" }).first().click();
+  await page.keyboard.press("Home");
+  await page.keyboard.press("Shift+ArrowDown");
+  await page.keyboard.press("Shift+End");
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget .quick-input-box input");
+  await input.waitFor({ state: "visible", timeout: 10000 });
+  await input.fill(">mmlsp: Edit Selection with AI");
+  const row = page.locator(".quick-input-widget .monaco-list-row", { hasText: "Edit Selection with AI" }).first();
+  await row.waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.press("Enter");
+  t.step("the input box asks for the instruction; type it");
+  const box = page.locator(".quick-input-widget", { hasText: "How should the selection change?" });
+  await box.waitFor({ state: "visible", timeout: 10000 });
+  await page.keyboard.type("use an f-string", { delay: 40 });
+  await screenshot(page, "J16-edit-instruction-input");
+  await page.keyboard.press("Enter");
+  t.step("the edit appears (or the server's reason)");
+  const refusal = page.locator(".notification-toast", { hasText: /editSelection|nothing was changed|no change/i }).first();
+  let progressShot = false;
+  const outcome = await waitFor(
+    "the rewritten selection or the server's answer",
+    async () => {
+      const text = await visibleText(editor);
+      if (norm(text) !== before) return { applied: true, text };
+      if (await refusal.isVisible().catch(() => false)) return { applied: false, text: norm(await refusal.innerText()) };
+      if (!progressShot && (await page.locator(".notification-toast, .statusbar-item", { hasText: /editing the code/ }).first().isVisible().catch(() => false))) {
+        progressShot = true;
+        await screenshot(page, "J17-edit-progress");
+      }
+      await assertServerAlive(page);
+      return false;
+    },
+    300000,
+    500,
+  );
+  await sleep(500);
+  await screenshot(page, "J18-edit-applied");
+  if (!outcome.applied) throw new Error(`the server did not edit: ${JSON.stringify(outcome.text.slice(0, 200))}`);
+  const edited = norm(outcome.text);
+  if (!/def greet\(name\):/.test(edited) || !/return f["'].*\{name\}/.test(edited)) {
+    throw new Error(`not the f-string the instruction asked for: ${JSON.stringify(edited)}`);
+  }
+  t.step("Ctrl+Z undoes it in one step");
+  await page.keyboard.press(`${MOD}+Z`);
+  await waitFor("the original text back", async () => norm(await visibleText(editor)) === before, 10000);
+  await screenshot(page, "J19-edit-undone");
+  return `edited to ${JSON.stringify(edited.slice(0, 120))} (progress ${progressShot ? "seen" : "not seen"}); one Ctrl+Z restored it; ${t.done()}`;
+});
+
+journey("hover on an image path: its name and size, then the vision model's answer", 240000, async (page) => {
+  const t = stepper();
+  await dismissNotifications(page);
+  await closeAllEditors(page);
+  const editor = await openFromExplorer(page, "form.py");
+  t.step("hover on docs/mockup.png in the comment");
+  // The comment is one token: the centre of "mockup.png" inside its span.
+  const span = editor.locator(".view-line span span", { hasText: "docs/mockup.png" }).first();
+  await span.waitFor({ state: "visible", timeout: 10000 });
+  const box = await span.boundingBox();
+  const spanText = (await span.innerText()).replace(/\u00a0/g, " ");
+  const perChar = box.width / Math.max(1, spanText.length);
+  const at = { x: box.x + perChar * (spanText.indexOf("mockup.png") + 5), y: box.y + box.height / 2 };
+  let hover = await hoverAt(page, at, "mockup.png", 90000);
+  await sleep(300);
+  let content = (await hover.innerText()).replace(/\s+/g, " ").trim();
+  const first = content;
+  await screenshot(page, "J20-image-hover");
+  if (!/docs\/mockup\.png/.test(content) || !/PNG 160×100/.test(content)) {
+    throw new Error(`the hover lacks the image's name and size: ${JSON.stringify(content)}`);
+  }
+  t.step("hover again until the vision model's answer is there");
+  const start = Date.now();
+  while (/hover again/i.test(content) && Date.now() - start < 180000) {
+    await page.mouse.move(5, 5);
+    await page.keyboard.press("Escape");
+    await sleep(2000);
+    hover = await hoverAt(page, at, "mockup.png", 20000);
+    await sleep(300);
+    content = (await hover.innerText()).replace(/\s+/g, " ").trim();
+  }
+  await screenshot(page, "J21-image-hover-described");
+  await page.mouse.move(5, 5);
+  if (/hover again|is loading/i.test(content)) throw new Error(`still waiting after 180 s: ${JSON.stringify(content)}`);
+  const body = content.slice(content.indexOf("160×100") + "160×100".length).trim();
+  if (!body) throw new Error(`nothing under the image's name: ${JSON.stringify(content)}`);
+  return `first hover ${JSON.stringify(first.slice(0, 160))}; then ${JSON.stringify(content.slice(0, 200))}; ${t.done()}`;
+});
+
 // -- next-edit suggestions ---------------------------------------------------------------------
 // The real built-in model rarely proposes a next edit, so this journey runs the extension
 // against a scripted LSP server (fake_next_edit_server.py: it answers mmlsp/nextEdit with

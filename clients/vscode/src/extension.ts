@@ -17,6 +17,7 @@ import {
   ServerOptions,
   State,
   WorkDoneProgress,
+  WorkDoneProgressCancelNotification,
   WorkDoneProgressCreateRequest,
 } from "vscode-languageclient/node";
 import {
@@ -262,21 +263,29 @@ function createClient(command: string, args: string[], source: string): Language
 }
 
 /**
- * Load progress: show the server's $/progress as a notification and in the status bar.
- * Registered after start, so it replaces the client's default handler for
- * window/workDoneProgress/create (which only shows the notification).
+ * The server's $/progress as a notification. Registered after start, so it replaces
+ * the client's default handler for window/workDoneProgress/create (which only shows the
+ * notification). Loading the model (not cancellable) also shows in the status bar; an
+ * AI action (cancellable) does not turn the status bar to "loading", and its
+ * notification's Cancel button sends window/workDoneProgress/cancel, which stops the
+ * model.
  */
 function trackProgress(target: LanguageClient): void {
   target.onRequest(WorkDoneProgressCreateRequest.type, ({ token }) => {
     let report: ((message: string, increment: number) => void) | undefined;
     let finish: (() => void) | undefined;
     let last = 0;
+    let load = true;
     const done = new Promise<void>((resolve) => (finish = resolve));
     const disposable = target.onProgress(WorkDoneProgress.type, token, (value) => {
       if (value.kind === "begin") {
+        load = value.cancellable !== true;
         void vscode.window.withProgress(
-          { location: vscode.ProgressLocation.Notification, title: value.title, cancellable: false },
-          (progress) => {
+          { location: vscode.ProgressLocation.Notification, title: value.title, cancellable: !load },
+          (progress, cancel) => {
+            cancel.onCancellationRequested(() => {
+              void target.sendNotification(WorkDoneProgressCancelNotification.type, { token });
+            });
             report = (message, percentage) => {
               progress.report({ message, increment: Math.max(0, percentage - last) });
               last = Math.max(last, percentage);
@@ -285,14 +294,14 @@ function trackProgress(target: LanguageClient): void {
             return done;
           },
         );
-        statusBar.progress(value.message, value.percentage);
+        if (load) statusBar.progress(value.message, value.percentage);
       } else if (value.kind === "report") {
         report?.(value.message ?? "", value.percentage ?? last);
-        statusBar.progress(value.message, value.percentage);
+        if (load) statusBar.progress(value.message, value.percentage);
       } else {
         finish?.();
         disposable.dispose();
-        statusBar.progress(undefined, undefined);
+        if (load) statusBar.progress(undefined, undefined);
         void pollNow();
       }
     });
