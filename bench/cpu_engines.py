@@ -82,7 +82,8 @@ async def measure(label: str, argv: list[str], chars: int, pace_ms: float) -> Re
         if server is not None:
             server.stop()
     print(
-        f"{label}: p50 {pct(out.latencies_ms, 50):.0f} ms, backend {out.backend}",
+        f"{label}: p50 {pct(out.latencies_ms, 0.5):.0f} ms, backend {out.backend}, "
+        f"latencies {[round(x) for x in out.latencies_ms]}, outcomes {out.outcomes}",
         file=sys.stderr,
     )
     return out
@@ -100,8 +101,11 @@ def table(rows: list[tuple[str, Replay]]) -> str:
     def row(name: str, values: list[str]) -> None:
         lines.append(f"| {name} | " + " | ".join(values) + " |")
 
-    row("keystroke → suggestion p50", [cell(pct(r.latencies_ms, 50), "ms") for _, r in rows])
-    row("keystroke → suggestion p95", [cell(pct(r.latencies_ms, 95), "ms") for _, r in rows])
+    row("keystroke → suggestion p50", [cell(pct(r.latencies_ms, 0.5), "ms") for _, r in rows])
+    row("keystroke → suggestion p95", [cell(pct(r.latencies_ms, 0.95), "ms") for _, r in rows])
+    row("keystrokes answered with a suggestion", [
+        f"{r.answered}/{r.keystrokes}" for _, r in rows
+    ])  # fmt: skip
     row("shown rate (pauses ending with a suggestion)", [
         f"{r.shown}/{r.pauses} ({r.shown_rate:.0%})" for _, r in rows
     ])  # fmt: skip
@@ -110,9 +114,9 @@ def table(rows: list[tuple[str, Replay]]) -> str:
     row("load (the server's status)", [cell(r.load_s, "s", 1) for _, r in rows])
     row("peak resident memory", [cell(r.peak_rss_mib, "MiB") for _, r in rows])
     row("engine (status backend)", [r.backend for _, r in rows])
-    base = pct(rows[0][1].latencies_ms, 50)
+    base = pct(rows[0][1].latencies_ms, 0.5)
     row("p50 relative to the llama.cpp engine", [
-        f"{pct(r.latencies_ms, 50) / base:.2f}x" if base else "n/a" for _, r in rows
+        f"{pct(r.latencies_ms, 0.5) / base:.2f}x" if base else "n/a" for _, r in rows
     ])  # fmt: skip
     return "\n".join(lines)
 
@@ -126,8 +130,10 @@ async def main_async(ns: argparse.Namespace) -> None:
         f"`python bench/cpu_engines.py --chars {ns.chars} --threads {ns.threads}` — "
         f"retyped {ns.chars} chars of `{DEFAULT_FILE}:{DEFAULT_FUNCTION}` at "
         f"{ns.pace_ms:.0f} ms a keystroke (each answer awaited), latency features on, "
-        f"{hardware('cpu', ns.threads)}, the same Gemma-3-270M Q4_K_M file in every "
-        f"column. Load average after the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+        f"{hardware('cpu', ns.threads)} (OMP_NUM_THREADS={ns.threads}: the llama.cpp "
+        "engine's, torch's and the llama.cpp server's threads alike), at most 32 new "
+        "tokens, the same Gemma-3-270M Q4_K_M file in every column. Load average after "
+        f"the run: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
         "(the machine is shared: compare columns of one run, not runs).\n\n" + table(rows)
     )
     print(body)

@@ -105,6 +105,11 @@ def test_generates_deterministically_and_reports_itself(engine):
     prompt = fim(SOURCE, SOURCE.index("total += 1"))
     first, second = run(engine, prompt), run(engine, prompt)
     assert first.text == second.text and first.generated_tokens > 0
+    # The confidence the acceptance gate reads: one log-probability per token shown.
+    assert len(first.token_logprobs) == len(first.token_ends) > 0
+    assert all(lp <= 0 for lp in first.token_logprobs)
+    assert list(first.token_ends) == sorted(first.token_ends)
+    assert first.token_ends[-1] == len(first.text)
     assert first.prompt_tokens == engine.count_tokens(prompt)
     assert engine.info.backend == "llamacpp" and engine.info.device == "cpu"
     assert engine.info.reason == "test"

@@ -223,11 +223,11 @@ class LlamaCppEngine(Engine):
         self.eos_id = int(llama_cpp.llama_vocab_eos(self._vocab))
         self._add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))
         progress("reading the vocabulary", 80)
-        self._texts = [self.token_text(i) for i in range(self.n_vocab)]
+        texts = [self.token_text(i) for i in range(self.n_vocab)]
         special = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
         self.special_ids = {
             text: i
-            for i, text in enumerate(self._texts)
+            for i, text in enumerate(texts)
             if text and llama_cpp.llama_vocab_get_attr(self._vocab, i) & special
         }
         self._end_of_generation = {
@@ -236,6 +236,7 @@ class LlamaCppEngine(Engine):
         if self.eos_id >= 0:
             self._end_of_generation.add(self.eos_id)
         self._eos_ids = set(self._end_of_generation)
+        self._vocabulary = frozenset(texts)
         self._pieces: dict[int, bytes] = {}
         self._count = functools.lru_cache(maxsize=COUNT_CACHE_LINES)(self._count_uncached)
         metadata = self._model.metadata()
@@ -278,7 +279,7 @@ class LlamaCppEngine(Engine):
         return b"".join(self._piece(t) for t in tokens).decode("utf-8", "ignore")
 
     def vocabulary(self) -> Collection[str]:
-        return self._texts
+        return self._vocabulary
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
@@ -334,9 +335,11 @@ class LlamaCppEngine(Engine):
         self._llama.llama_memory_seq_rm(self._memory, sequence.seq, -1, -1)
         sequence.tokens.clear()
 
-    def _feed(self, sequence: _Sequence, tokens: list[int], outputs: int) -> list[int]:
+    def _feed(
+        self, sequence: _Sequence, tokens: list[int], outputs: int
+    ) -> tuple[list[int], list[float]]:
         """Run ``tokens`` after what ``sequence`` holds; the greedy next token after
-        each of the last ``outputs`` of them."""
+        each of the last ``outputs`` of them, and its log-probability."""
         import numpy as np
 
         llama, batch = self._llama, self._batch
@@ -355,10 +358,12 @@ class LlamaCppEngine(Engine):
             self._clear(sequence)
             raise EngineError(f"llama.cpp failed to run {n} tokens (llama_decode: {code})")
         sequence.tokens.extend(tokens)
-        logits = np.ctypeslib.as_array(
-            llama.llama_get_logits(self._ctx.ctx), (outputs, self.n_vocab)
-        )
-        return [int(t) for t in logits.argmax(axis=1)]
+        rows = np.ctypeslib.as_array(llama.llama_get_logits(self._ctx.ctx), (outputs, self.n_vocab))
+        best = rows.argmax(axis=1)
+        top = rows[np.arange(outputs), best]
+        # log softmax of the chosen logit: top - logsumexp(row), shifted by the top.
+        logprobs = -np.log(np.exp(rows - top[:, None]).sum(axis=1))
+        return [int(t) for t in best], [float(lp) for lp in logprobs]
 
     # -- generation ---------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> GenerationResult:
@@ -397,6 +402,8 @@ class LlamaCppEngine(Engine):
             prefilled_tokens=run.prefilled,
             draft_tokens=run.drafted,
             accepted_draft_tokens=run.accepted,
+            token_logprobs=tuple(run.logprobs),
+            token_ends=tuple(run.ends),
         )
 
     def warm_up(self) -> None:
@@ -469,6 +476,11 @@ class _Run:
         self.previous = previous
         self.previous_at = max(0, len(previous) - PREVIOUS_TOKENS)
         self.generated: list[int] = []
+        # Each generated token's log-probability and the text's length through it (for
+        # the acceptance gate's confidence); those of the tokens about to be taken.
+        self.logprobs: list[float] = []
+        self.ends: list[int] = []
+        self.pending_logprobs: list[float] = []
         self.produced = 0
         self.prefilled = 0
         self.drafted = 0
@@ -482,7 +494,8 @@ class _Run:
             if at and self.request.interrupted() is not None:
                 return None
             chunk = rest[at : at + PREFILL_CHUNK]
-            token = self.engine._feed(self.sequence, chunk, 1)[0]
+            tokens, self.pending_logprobs = self.engine._feed(self.sequence, chunk, 1)
+            token = tokens[0]
             self.prefilled += len(chunk)
         return token
 
@@ -505,7 +518,9 @@ class _Run:
     def _step(self) -> list[int]:
         last = self.generated[-1]
         draft = self._draft(last)
-        greedy = self.engine._feed(self.sequence, [last, *draft], len(draft) + 1)
+        greedy, self.pending_logprobs = self.engine._feed(
+            self.sequence, [last, *draft], len(draft) + 1
+        )
         if not draft:
             return greedy
         ok = accepted(draft, greedy)
@@ -524,12 +539,14 @@ class _Run:
         pending = [first]
         text = ""
         while True:
-            for token in pending:
+            for token, logprob in zip(pending, self.pending_logprobs, strict=False):
                 self.produced += 1
                 if token in engine.eos_ids:
                     return text, "eos"
                 self.generated.append(token)
                 text = engine.detokenize(self.generated)
+                self.logprobs.append(logprob)
+                self.ends.append(len(text))
                 if (cut := request.stop_at(text)) is not None:
                     return text[:cut], "stop"
                 if len(self.generated) >= request.max_new_tokens:
