@@ -9,8 +9,9 @@ which these journeys do not use, come from the tiny text model. The person:
 - puts the cursor on a comment that describes code, opens the code-action menu,
   picks "Generate code with AI", watches the progress in the echo area
   ("mmlsp: writing the code: writing: …"), sees the code inserted below the comment
-  and "…: done", and takes it back with ``u``; then starts it again and stops it with
-  ``:MmlspCancel`` ("…: cancelled", the buffer unchanged);
+  and "…: done", and takes it back with ``u`` (a $/progress handler of the user's own,
+  set in the configuration, still saw every message); then starts it again and stops
+  it with ``:MmlspCancel`` ("…: cancelled", the buffer unchanged);
 - selects a function, runs ``:MmlspEdit``, types the instruction into the
   ``vim.ui.input`` prompt, watches the progress, sees the rewritten function, and
   takes it back with one ``u``;
@@ -123,6 +124,7 @@ def journey(
         MMLSP_JOURNEY_CHAT_MODEL=CHAT_MODEL,
         MMLSP_JOURNEY_VISION_MODEL=str(tiny_vlm_dir),
         MMLSP_JOURNEY_LOG=str(tmp / "server.log"),
+        MMLSP_JOURNEY_USER_PROGRESS="1",
     )
     nv = NvimInTmux(binary, work, env)
     nv.start("gen.py")
@@ -133,8 +135,10 @@ def journey(
         last = {"line": None, "asked": 0.0}
 
         def ready() -> bool:
-            nv.dismiss_prompt()
+            # Read the status message before answering a hit-enter prompt: a long
+            # model path can make it wider than the echo area, and Enter clears it.
             line = _status_line(nv.text())
+            nv.dismiss_prompt()
             if line:
                 last["line"] = line
                 if re.search(r"state ready\b", line) and re.search(r"chat \S+ ready\b", line):
@@ -234,6 +238,10 @@ def test_generate_from_a_comment_shows_progress_and_inserts_code(journey: Journe
         lambda: [r for r in _buffer_rows(nv) if r.strip()] == [GENERATE.rstrip("\n")],
         QUICK_TIMEOUT,
     )
+    # The user's own $/progress handler (journey_init.lua) still saw the progress.
+    nv.command("echo 'user handler saw ' . g:user_progress . ' progress messages'")
+    saw = nv.wait_text(r"user handler saw (\d+) progress messages", QUICK_TIMEOUT)
+    assert int(saw.group(1)) >= len(seen), saw.group(0)
 
 
 def test_cancel_stops_a_running_action(journey: Journey) -> None:

@@ -7,6 +7,8 @@
 --   MMLSP_JOURNEY_CHAT_MODEL  chat model for actions (default: the server's)
 --   MMLSP_JOURNEY_VISION_MODEL  vision model for image hover (default: none)
 --   MMLSP_JOURNEY_LOG         server log file (optional)
+--   MMLSP_JOURNEY_USER_PROGRESS  set: a user's own global $/progress handler, which
+--                             counts into g:user_progress (the plugin must keep it)
 --
 -- 'termguicolors' stays off: the 256-colour case, the tmux default.
 local function env(name)
@@ -38,6 +40,15 @@ settings.visionModel = env("MMLSP_JOURNEY_VISION_MODEL")
 local cmd = { env("MMLSP_JOURNEY_PYTHON") or "python3", "-m", "mmlsp" }
 if env("MMLSP_JOURNEY_LOG") then
   vim.list_extend(cmd, { "--log-level", "info", "--log-file", env("MMLSP_JOURNEY_LOG") })
+end
+
+if env("MMLSP_JOURNEY_USER_PROGRESS") then
+  vim.g.user_progress = 0
+  local theirs = vim.lsp.handlers["$/progress"]
+  vim.lsp.handlers["$/progress"] = function(err, result, ctx, config)
+    vim.g.user_progress = vim.g.user_progress + 1
+    return theirs(err, result, ctx, config)
+  end
 end
 
 require("mmlsp").setup({ cmd = cmd, settings = settings })
