@@ -304,7 +304,7 @@ INTRO = (
     "real-code holes (the rest of a stdlib line) through the LSP request's code path and "
     "keeps the model's confidence in each suggestion beside whether it is right. The "
     "gate's prior is a logistic regression on that confidence (mean and minimum token "
-    "log-probability), the suggestion's length and shape and the cursor's position; the "
+    "log-probability), the suggestion's length and whether it spans lines; the "
     "table gates by its predicted chance: *coverage* is the share of all holes that would "
     "show a suggestion, *precision* the share of those shown that are right (pass@1 for "
     "HumanEval, exact match of the line for real code). The last column scores each hole "

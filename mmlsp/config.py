@@ -394,7 +394,7 @@ class Settings:
         description="How long recorded suggestions are kept (at most 100,000 of them).",
     )
     suggestion_threshold: Fraction = Field(
-        default=0.1,
+        default=0.02,
         ge=0.0,
         le=1.0,
         description="Hide a suggestion whose predicted chance of being accepted is below "

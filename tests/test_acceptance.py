@@ -347,3 +347,24 @@ def test_a_broken_store_costs_no_suggestion(tmp_path):
     assert offer(acceptance) is not None
     acceptance.accepted([{"id": 1}])
     assert acceptance.summary()["session"]["store_errors"] >= 1
+
+
+def test_the_builtin_models_prior_at_the_default_threshold_hides_only_the_hopeless():
+    gate = Gate(Settings().model)
+    assert gate.source == "benchmark prior"
+    threshold = Settings().suggestion_threshold
+    line = {"line_rest": 0.0, "line_start": 0.0}
+    # Typical single-line suggestions of the built-in model on real code: shown.
+    for mean, low in ((-0.1, -0.5), (-0.5, -2.0), (-1.5, -4.0)):
+        chance = gate.probability("completion", "total += price", Confidence(mean, low), line)
+        assert chance is not None and chance >= threshold
+    # A long block written at random-model confidence: hidden.
+    block = "\n".join(["x = foo(bar)"] * 20)
+    chance = gate.probability("completion", block, Confidence(-6.0, -12.0), line)
+    assert chance is not None and chance < threshold
+    # Surer is likelier, longer is less likely.
+    sure = gate.probability("completion", "x + 1", Confidence(-0.1, -0.3), line)
+    unsure = gate.probability("completion", "x + 1", Confidence(-2.0, -3.0), line)
+    longer = gate.probability("completion", "x + 1" * 30, Confidence(-0.1, -0.3), line)
+    assert sure is not None and unsure is not None and longer is not None
+    assert sure > unsure and sure > longer

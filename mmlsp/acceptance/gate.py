@@ -173,8 +173,19 @@ def fit(
 
 
 # Priors fitted by ``python bench/gating.py`` (the chance that a shown completion is
-# right, on HumanEval-infilling and real-code holes), per model.
-PRIORS: dict[str, Logistic] = {}
+# right, on HumanEval-infilling and real-code holes), per model. BENCHMARKS.md,
+# "Confidence gating", has the runs and the curve.
+PRIORS: dict[str, Logistic] = {
+    # 158 holes with a suggestion (39 right), 2026-12-07.
+    "builtin:gemma-3-270m": Logistic(
+        names=("mean_logprob", "min_logprob", "log_length", "multiline"),
+        center=(-0.6738, -2.1645, 3.4895, 0.3924),
+        scale=(1.6801, 3.2648, 1.1405, 0.4883),
+        weights=(1.9188, -0.0347, -0.6107, -0.5685),
+        bias=-1.5618,
+        trained_on=158,
+    ),
+}
 
 
 class Gate:
