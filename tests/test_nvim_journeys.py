@@ -78,6 +78,10 @@ BROKEN = "def broken(:\n    pass\n"
 QUOTES = '"' * 3
 RULER = re.compile(r"\s\d+,\d+(-\d+)?\s+(All|Top|Bot|\d+%)\s*$")  # the status line's ruler
 
+# The plugin's progress line in the echo area ("mmlsp: writing the docstring: writing: …"
+# with the model's latest words, which may say "Error"): not an outcome.
+PROGRESS = re.compile(r"^mmlsp: [a-z ]+: ")
+
 # What a person does with the mouse or by moving the cursor: close the floats.
 CLOSE_FLOATS = (
     "lua for _, w in ipairs(vim.api.nvim_list_wins()) do"
@@ -363,7 +367,7 @@ def test_explain_shows_an_explanation(journey: Journey) -> None:
         if any("Explanation of" in r for r in rows):
             return "shown"
         message = _message(rows)
-        if re.search(r"failed|[Ee]rror|[Ww]arning", message):
+        if re.search(r"failed|[Ee]rror|[Ww]arning", message) and not PROGRESS.match(message):
             return message
         return None
 
@@ -396,6 +400,8 @@ def test_docstring_is_inserted(journey: Journey) -> None:
         if at is not None and any(QUOTES in r for r in rows[at + 1 : at + 4]):
             return "inserted"
         message = _message(rows)
+        if PROGRESS.match(message):
+            return None
         if re.search(r"failed|[Ee]rror|[Ww]arning|no docstring|gave no", message):
             return message
         return None
