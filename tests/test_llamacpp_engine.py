@@ -88,6 +88,7 @@ def engine(tiny_gguf: Path):
     from mmlsp.engine.llamacpp import LlamaCppEngine
 
     engine = LlamaCppEngine(str(tiny_gguf), reason="test", max_documents=2, threads=1)
+    engine.warm_up()
     engine.set_stop_tokens(QWEN.stop)
     yield engine
     engine.close()
@@ -187,7 +188,8 @@ def test_reuse_and_drafts_never_change_greedy_output(engine):
         reused += kept.reused_tokens
         drafted += kept.draft_tokens
     assert reused > 0 and drafted > 0
-    assert engine.cache_usage().entries == 2
+    usage = engine.cache_usage()
+    assert usage.entries == 2 and usage.nbytes > 0
 
 
 def test_more_documents_than_sequences_evicts_the_oldest(engine):
@@ -199,6 +201,14 @@ def test_more_documents_than_sequences_evicts_the_oldest(engine):
     assert run(engine, prompts["x"], "x").reused_tokens == 0  # evicted
     engine.forget("x")
     assert run(engine, prompts["x"], "x").text == expected["x"]
+    # Forgotten while a generation holds the engine: dropped when the next one starts,
+    # and forget() itself does not wait.
+    with engine._lock:
+        started = time.monotonic()
+        engine.forget("z")
+        assert time.monotonic() - started < 0.5
+    assert run(engine, prompts["x"], "x").reused_tokens > 0  # kept: x, z
+    assert run(engine, prompts["z"], "z").reused_tokens == 0
 
 
 def test_prompt_over_the_context_is_a_clear_error(engine):

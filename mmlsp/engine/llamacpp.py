@@ -245,7 +245,9 @@ class LlamaCppEngine(Engine):
         self._sequences: OrderedDict[str, _Sequence] = OrderedDict()
         self._free = list(range(self.max_documents))
         self._scratch = _Sequence(self.max_documents)
+        self._bytes_per_token = 0  # KV bytes a position takes, measured by warm_up
         self._lock = threading.Lock()  # one generation at a time (the host's worker)
+        self._forgotten: set[str] = set()  # documents closed meanwhile
         self._closed = False
         self.info = EngineInfo(
             model=model_spec,
@@ -386,6 +388,9 @@ class LlamaCppEngine(Engine):
                 "to generate; lower prefixTokens/suffixTokens"
             )
         with self._lock:
+            if request.cache_key is not None:
+                self._forgotten.discard(request.cache_key)  # open again
+            self._drop_forgotten()
             sequence, reused, previous = self._take(request.cache_key, ids)
             run = _Run(self, request, ids, sequence, previous)
             try:
@@ -411,6 +416,10 @@ class LlamaCppEngine(Engine):
         started = time.monotonic()
         try:
             self.generate(GenerationRequest(" ".join(["warm"] * 8), 2))
+            # The warm-up's tokens are still in the scratch sequence: size one position.
+            if held := len(self._scratch.tokens):
+                size = self._llama.llama_state_seq_get_size(self._ctx.ctx, self._scratch.seq)
+                self._bytes_per_token = int(size) // held
         except Exception as exc:  # the first request will say what is wrong
             log.warning("warm-up generation failed: %s", exc)
         log.info("llama.cpp model warmed up in %.2f s", time.monotonic() - started)
@@ -421,15 +430,27 @@ class LlamaCppEngine(Engine):
         return True
 
     def forget(self, cache_key: str) -> None:
-        with self._lock:
-            sequence = self._sequences.pop(cache_key, None)
+        """Drop the document's sequence; while a generation runs (the host calls this
+        from its event loop, which must not wait), at the start of the next one."""
+        self._forgotten.add(cache_key)
+        if self._lock.acquire(blocking=False):
+            try:
+                self._drop_forgotten()
+            finally:
+                self._lock.release()
+
+    def _drop_forgotten(self) -> None:
+        while self._forgotten:
+            sequence = self._sequences.pop(self._forgotten.pop(), None)
             if sequence is not None:
                 self._clear(sequence)
                 self._free.append(sequence.seq)
 
     def cache_usage(self) -> CacheUsage:
-        size = self._llama.llama_state_get_size(self._ctx.ctx) if self._sequences else 0
-        return CacheUsage(len(self._sequences), int(size))
+        """Documents kept and the bytes their positions take, counted here: the status
+        asks from the event loop while a generation may be running on the context."""
+        held = sum(len(sequence.tokens) for sequence in list(self._sequences.values()))
+        return CacheUsage(len(self._sequences), held * self._bytes_per_token)
 
     def close(self) -> None:
         with self._lock:
