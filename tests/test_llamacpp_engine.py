@@ -296,3 +296,159 @@ async def test_server_over_lsp_completes_on_llama_cpp(tiny_gguf: Path, tmp_path:
         records = [r._asdict() for r in completion.recent]
         models = [r for r in records if r["outcome"] not in ("typeahead", "inflight")]
         assert models and models[-1]["reused"] > 0, records
+
+
+# -- token healing ------------------------------------------------------------------------
+
+
+def reference_healed(engine, prompt: str, heal: int, max_new_tokens: int) -> str:
+    """Greedy decoding with the whole text run afresh every step (a scratch sequence, no
+    reuse, no drafts), healed by hand with the allowed tokens found by scanning the
+    vocabulary: what the engine's generation must equal."""
+    import numpy as np
+
+    from mmlsp.engine.healing import plan
+    from mmlsp.engine.llamacpp import PREFILL_CHUNK, _Sequence
+
+    ids = engine.tokenize(prompt)
+    pieces = engine.token_texts().pieces
+    rest = healed = b""
+    if heal:
+        healing = plan(ids, engine.token_texts(), prompt[-heal:].encode())
+        assert healing is not None and healing.keep < len(ids)
+        ids, rest = ids[: healing.keep], healing.text
+        healed = rest
+    scratch = _Sequence(engine.max_documents)
+    generated: list[int] = []
+    steps = 0
+    while len(generated) - steps < max_new_tokens:
+        engine._clear(scratch)
+        text = ids + generated
+        for at in range(0, len(text), PREFILL_CHUNK):
+            engine._feed(scratch, text[at : at + PREFILL_CHUNK], 1)
+        row = np.ctypeslib.as_array(
+            engine._llama.llama_get_logits(engine._ctx.ctx), (1, engine.n_vocab)
+        )[0].copy()
+        if rest:
+            allowed = [
+                i
+                for i, p in enumerate(pieces)
+                if p and (p.startswith(rest) or (rest.startswith(p) and p != rest))
+            ]
+            token = max(allowed, key=lambda i: row[i])
+            piece = pieces[token]
+            assert piece is not None
+            rest = b"" if piece.startswith(rest) else rest[len(piece) :]
+            steps += 1
+        else:
+            token = int(row.argmax())
+        if token in engine.eos_ids:
+            break
+        generated.append(token)
+    engine._clear(scratch)
+    text = engine.detokenize(generated)
+    if not heal:
+        return text
+    healed_text = healed.decode()
+    assert text.startswith(healed_text), (text, healed_text)
+    return text[len(healed_text) :]
+
+
+HEAL_PREFIX, HEAL_SUFFIX = "import os\n\ndef join(a, b):\n    retu", "\n\nprint(join)\n"
+
+
+def healing_prompt(prefix: str, suffix: str = HEAL_SUFFIX) -> tuple[str, int]:
+    """A FIM prompt that ends with the cursor's line (the middle), and its heal count."""
+    from mmlsp.complete import heal_chars
+    from mmlsp.prompt.fim import build_prompt
+
+    prompt = build_prompt(QWEN, prefix, suffix)
+    return prompt, heal_chars(prompt, prefix)
+
+
+def test_token_texts_spell_what_llama_cpp_tokenizes(engine):
+    texts = engine.token_texts()
+    assert len(texts) == engine.n_vocab
+    for text in ["def f(x):\n    return self.items[0]  # ok\n", "naïve = 'é'\n\tpass"]:
+        ids = engine.tokenize(text, add_bos=False)
+        assert b"".join(texts.pieces[i] or b"?" for i in ids) == text.encode("utf-8")
+    assert texts.pieces[engine.special_ids["<|fim_middle|>"]] is None
+
+
+@pytest.mark.parametrize("fim_prompt", [False, True])
+def test_healed_generation_is_the_constrained_greedy_one(engine, fim_prompt):
+    from mmlsp.complete import heal_chars
+    from mmlsp.prompt.fim import build_prompt
+
+    prompt = build_prompt(QWEN if fim_prompt else None, HEAL_PREFIX, HEAL_SUFFIX)
+    heal = heal_chars(prompt, HEAL_PREFIX)
+    assert heal == 4
+    expected = reference_healed(engine, prompt, heal, 12)
+    healed = run(engine, prompt, n=12, heal=heal)
+    assert healed.text == expected
+    assert healed.prompt_tokens < len(engine.tokenize(prompt))  # backed up over "retu"
+    # The healed tokens are not the suggestion's: their ends are 0, and only the
+    # tokens after them count against max_new_tokens.
+    assert len(healed.token_logprobs) == len(healed.token_ends) == healed.generated_tokens
+    assert healed.token_ends[-1] == len(healed.text)
+    if healed.finish_reason == "length":
+        assert healed.generated_tokens > 12
+        assert healed.token_ends[0] == 0 or healed.generated_tokens == 13
+    # The same with the document's sequence kept, twice (the second reuses it and
+    # drafts from the last generation and the prompt).
+    for _ in range(2):
+        kept = run(engine, prompt, "heal", n=12, heal=heal, reuse_draft=4, prompt_lookup=3)
+        assert kept.text == expected, kept
+    assert kept.reused_tokens > 0
+    # Without healing: the plain greedy text, as before.
+    plain = run(engine, prompt, n=12)
+    assert plain.text == reference_healed(engine, prompt, 0, 12)
+
+
+def test_the_answer_starts_at_the_cursor(engine):
+    prompt, heal = healing_prompt(HEAL_PREFIX)
+    assert heal == 4
+    seen: list[str] = []
+
+    def stop_at(text: str) -> int | None:
+        seen.append(text)
+        return None
+
+    result = run(engine, prompt, n=8, stop_at=stop_at, heal=4)
+    # Every text the caller saw is the answer's start: none repeats the typed "retu".
+    assert seen and all(result.text.startswith(text) for text in seen)
+    assert result.text == reference_healed(engine, prompt, 4, 8)
+    assert not result.text.startswith(("retu", " retu"))
+    # The caller's stops never saw the tokens that spelled the healed text again, and
+    # those tokens end at 0 (no part of the suggestion's confidence); they do not count
+    # against max_new_tokens.
+    spelled = result.token_ends.count(0)
+    assert spelled >= 1 and result.token_ends[:spelled] == (0,) * spelled
+    assert len(seen) == result.generated_tokens - spelled
+    assert result.generated_tokens > 8 or result.finish_reason != "length"
+
+
+def test_heal_zero_or_outside_a_word_is_unchanged(engine):
+    inside, _heal = healing_prompt(HEAL_PREFIX)
+    assert run(engine, inside, n=12, heal=0).text == reference_healed(engine, inside, 0, 12)
+    outside = fim(SOURCE, SOURCE.index("total += 1"))  # after indentation: no word
+    assert run(engine, outside, n=12, heal=0).text == run(engine, outside, n=12).text
+    # A heal count over a prompt that ends with a special token backs up over nothing.
+    ends_special = fim(SOURCE, 40)
+    assert run(engine, ends_special, n=12, heal=3).text == run(engine, ends_special, n=12).text
+
+
+def test_reuse_with_healing_equals_fresh(engine):
+    """Typing a word one character at a time in one document: each healed request on
+    the document's kept sequence (drafts on) gives the text a fresh healed run gives."""
+    base = HEAL_PREFIX[: -len("retu")]
+    reused = healed = 0
+    for typed in ["r", "re", "ret", "retu", "retur", "return", "return a"]:
+        prompt, heal = healing_prompt(base + typed)
+        healed += heal > 0
+        fresh = run(engine, prompt, n=10, heal=heal)
+        kept = run(engine, prompt, "typing", n=10, heal=heal, reuse_draft=4, prompt_lookup=3)
+        assert kept.text == fresh.text, (typed, kept, fresh)
+        assert kept.finish_reason == fresh.finish_reason
+        reused += kept.reused_tokens
+    assert reused > 0 and healed == 7

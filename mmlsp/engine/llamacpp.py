@@ -11,6 +11,12 @@ after every token (and between prefill chunks), and drafts (the document's last
 generation, prompt lookup) verified in one batch, keeping only what greedy decoding
 would have produced. The measurements behind this choice are in BENCHMARKS.md.
 
+Token healing (``healing.py``) as in the torch engine: the prompt is backed up over
+the partial word at the cursor (a shorter prompt: the document's sequence is still
+trimmed to the shared prefix), its first tokens are the greedy choice among those
+that spell that word again, one a step without drafts, and the text returned starts
+at the cursor.
+
 Sliding-window layers (Gemma 3) normally keep only their window, which could not be
 trimmed back; ``swa_full`` keeps every position so a sequence trims exactly.
 """
@@ -40,6 +46,7 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
+from mmlsp.engine.healing import Constraint, TokenTexts, best_allowed, heal
 from mmlsp.engine.kvcache import common_prefix
 from mmlsp.engine.loading import Progress, resolve
 from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
@@ -245,6 +252,7 @@ class LlamaCppEngine(Engine):
         self._eos_ids = set(self._end_of_generation)
         self._vocabulary = frozenset(texts)
         self._pieces: dict[int, bytes] = {}
+        self._token_texts: TokenTexts | None = None  # for token healing, made once
         self._count = functools.lru_cache(maxsize=COUNT_CACHE_LINES)(self._count_uncached)
         metadata = self._model.metadata()
         self.chat_tokenizer = GgufChatTokenizer(self, metadata.get("tokenizer.chat_template"))
@@ -281,6 +289,27 @@ class LlamaCppEngine(Engine):
             n = self._llama.llama_token_to_piece(self._vocab, token, buffer, 256, 0, False)
             piece = self._pieces[token] = buffer.raw[: max(0, n)]
         return piece
+
+    def token_texts(self) -> TokenTexts:
+        """Every token's bytes as ``detokenize`` writes them, for token healing, read
+        once (``warm_up`` does it, else the first request that heals); None for
+        control tokens (BOS, FIM markers), which are never healed over nor spelled."""
+        if self._token_texts is None:
+            llama = self._llama
+            control = (
+                llama.LLAMA_TOKEN_ATTR_CONTROL
+                | llama.LLAMA_TOKEN_ATTR_UNKNOWN
+                | llama.LLAMA_TOKEN_ATTR_UNUSED
+            )
+            self._token_texts = TokenTexts(
+                [
+                    None
+                    if llama.llama_vocab_get_attr(self._vocab, i) & control
+                    else self._piece(i) or None
+                    for i in range(self.n_vocab)
+                ]
+            )
+        return self._token_texts
 
     def detokenize(self, tokens: list[int]) -> str:
         """The text of generated tokens, special tokens left out; a character whose
@@ -345,10 +374,15 @@ class LlamaCppEngine(Engine):
         sequence.tokens.clear()
 
     def _feed(
-        self, sequence: _Sequence, tokens: list[int], outputs: int
+        self,
+        sequence: _Sequence,
+        tokens: list[int],
+        outputs: int,
+        constraint: Constraint | None = None,
     ) -> tuple[list[int], list[float]]:
         """Run ``tokens`` after what ``sequence`` holds; the greedy next token after
-        each of the last ``outputs`` of them, and its log-probability."""
+        each of the last ``outputs`` of them, and its log-probability. With a healing
+        ``constraint`` (one output): the greedy token among those it allows."""
         import numpy as np
 
         llama, batch = self._llama, self._batch
@@ -368,7 +402,10 @@ class LlamaCppEngine(Engine):
             raise EngineError(f"llama.cpp failed to run {n} tokens (llama_decode: {code})")
         sequence.tokens.extend(tokens)
         rows = np.ctypeslib.as_array(llama.llama_get_logits(self._ctx.ctx), (outputs, self.n_vocab))
-        best = rows.argmax(axis=1)
+        if constraint is not None:
+            best = np.array([best_allowed(row, constraint) for row in rows])
+        else:
+            best = rows.argmax(axis=1)
         top = rows[np.arange(outputs), best]
         # log softmax of the chosen logit: top - logsumexp(row), shifted by the top.
         logprobs = -np.log(np.exp(rows - top[:, None]).sum(axis=1))
@@ -382,10 +419,13 @@ class LlamaCppEngine(Engine):
         ids = self.tokenize(request.prompt)
         if (reason := request.interrupted()) is not None or not ids:
             return GenerationResult("", reason or "length", len(ids), 0, time.monotonic() - start)
+        texts = self.token_texts() if request.heal > 0 else None
+        ids, constraint = heal(ids, texts, request.prompt, request.heal)
         room = (
             self.context_per_document
             - request.max_new_tokens
             - max(request.prompt_lookup, request.reuse_draft)
+            - (len(constraint.text) if constraint is not None else 0)
             - 1
         )
         if len(ids) > room:
@@ -399,7 +439,7 @@ class LlamaCppEngine(Engine):
                 self._forgotten.discard(request.cache_key)  # open again
             self._drop_forgotten()
             sequence, reused, previous = self._take(request.cache_key, ids)
-            run = _Run(self, request, ids, sequence, previous)
+            run = _Run(self, request, ids, sequence, previous, constraint)
             try:
                 text, finish = run.decode()
             finally:
@@ -423,6 +463,7 @@ class LlamaCppEngine(Engine):
         started = time.monotonic()
         try:
             self.generate(GenerationRequest(" ".join(["warm"] * 8), 2))
+            self.token_texts()  # read before the first completion inside a word
             # The warm-up's tokens are still in the scratch sequence: size one position.
             if held := len(self._scratch.tokens):
                 size = self._llama.llama_state_seq_get_size(self._ctx.ctx, self._scratch.seq)
@@ -496,8 +537,10 @@ class _Run:
         ids: list[int],
         sequence: _Sequence,
         previous: list[int],
+        constraint: Constraint | None = None,
     ) -> None:
         self.engine = engine
+        self.constraint = constraint
         self.request = request
         self.ids = ids
         self.sequence = sequence
@@ -522,7 +565,10 @@ class _Run:
             if at and self.request.interrupted() is not None:
                 return None
             chunk = rest[at : at + PREFILL_CHUNK]
-            tokens, self.pending_logprobs = self.engine._feed(self.sequence, chunk, 1)
+            last = at + PREFILL_CHUNK >= len(rest)
+            tokens, self.pending_logprobs = self.engine._feed(
+                self.sequence, chunk, 1, self.constraint if last and self.healing else None
+            )
             token = tokens[0]
             self.prefilled += len(chunk)
         return token
@@ -531,7 +577,7 @@ class _Run:
         """As decode.Run._draft: the document's last generation first, prompt lookup
         when that has nothing."""
         request = self.request
-        budget = min(request.max_new_tokens - len(self.generated) - 1, PREFILL_CHUNK - 1)
+        budget = min(request.max_new_tokens - self._counted() - 1, PREFILL_CHUNK - 1)
         fed = self.sequence.tokens
         if request.reuse_draft and self.previous:
             draft, self.previous_at = continuation_draft(
@@ -543,8 +589,19 @@ class _Run:
             return ngram_draft([*fed, last], min(request.prompt_lookup, budget))
         return []
 
+    @property
+    def healing(self) -> bool:
+        """Whether the healed text is still being spelled (token by token, no drafts)."""
+        return self.constraint is not None and not self.constraint.done
+
+    def _counted(self) -> int:
+        """Generated tokens that count against ``max_new_tokens``: not the healed ones."""
+        return len(self.generated) - (self.constraint.steps if self.constraint else 0)
+
     def _step(self) -> list[int]:
         last = self.generated[-1]
+        if self.healing:
+            return self._feed_healing(last)
         draft = self._draft(last)
         greedy, self.pending_logprobs = self.engine._feed(
             self.sequence, [last, *draft], len(draft) + 1
@@ -559,8 +616,13 @@ class _Run:
             raise EngineError("llama.cpp could not drop a rejected draft")
         return greedy[: ok + 1]
 
+    def _feed_healing(self, last: int) -> list[int]:
+        """One step while the healed text is spelled: the best token it allows."""
+        greedy, self.pending_logprobs = self.engine._feed(self.sequence, [last], 1, self.constraint)
+        return greedy
+
     def decode(self) -> tuple[str, FinishReason]:
-        request, engine = self.request, self.engine
+        request, engine, constraint = self.request, self.engine, self.constraint
         first = self._prefill()
         if first is None:
             return "", request.interrupted() or "cancelled"
@@ -573,11 +635,17 @@ class _Run:
                     return text, "eos"
                 self.generated.append(token)
                 text = engine.detokenize(self.generated)
+                if constraint is not None:
+                    # The answer starts at the cursor: "" while the healed text is
+                    # spelled, so its tokens' ends are 0 and their log-probabilities
+                    # are no part of the suggestion's confidence.
+                    constraint.advance(token)
+                    text = constraint.visible(text)
                 self.logprobs.append(logprob)
                 self.ends.append(len(text))
-                if (cut := request.stop_at(text)) is not None:
+                if not self.healing and (cut := request.stop_at(text)) is not None:
                     return text[:cut], "stop"
-                if len(self.generated) >= request.max_new_tokens:
+                if self._counted() >= request.max_new_tokens:
                     return text, "length"
                 if (reason := request.interrupted()) is not None:
                     return text, reason
