@@ -29,6 +29,12 @@ Latency: on holes inside a word, healing on and off are each timed with the prom
 KV already cached (as when typing), decode only.
 
     python bench/healing.py --model builtin:gemma-3-270m --holes 60 --humaneval 30
+    python bench/healing.py --engine llamacpp --holes 40 --humaneval 20
+
+``--engine`` picks the engine that runs the model: ``torch`` (``LocalEngine``; a GGUF
+such as the built-in model is dequantized) or ``llamacpp`` (the in-process llama.cpp
+engine, what the built-in model runs on by default on a CPU). Each engine's results
+are their own block.
 
 Prints a Markdown table and writes it into the "## Token healing" section of
 BENCHMARKS.md (one block per model).
@@ -61,7 +67,7 @@ from bench.humaneval import edit_similarity, exact_match, shared_host  # noqa: E
 from bench.report import bench_model, hardware, put_block, slug  # noqa: E402
 from mmlsp.complete import generate_completion, prepare_prompt  # noqa: E402
 from mmlsp.config import DTYPES, Settings, default_cache_dir  # noqa: E402
-from mmlsp.engine import EngineHost, GenerationRequest  # noqa: E402
+from mmlsp.engine import Engine, EngineHost, GenerationRequest  # noqa: E402
 from mmlsp.engine.healing import partial_word  # noqa: E402
 
 HEADING = "## Token healing"
@@ -323,7 +329,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--prefix-tokens", type=int, default=1024)
     p.add_argument("--suffix-tokens", type=int, default=256)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=1, help="torch or llama.cpp CPU threads")
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=("torch", "llamacpp"),
+        help="the engine that runs the model (llamacpp: a GGUF, the built-in model)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--jsonl", type=Path, default=None, help="write every completion here")
     p.add_argument("--no-write", action="store_true", help="print only")
@@ -331,18 +343,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
-    import torch
-
-    from mmlsp.engine.local import LocalEngine
-
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
     holes = select_holes(args.holes, args.seed)
     if args.humaneval:
         holes += humaneval_holes(args.humaneval, args.seed)
     model, label = bench_model(args.model)
     cache_dir = default_cache_dir()
-    engine = LocalEngine(model, device=args.device, cache_dir=Path(cache_dir), dtype=args.dtype)
+    engine: Engine
+    if args.engine == "llamacpp":
+        from mmlsp.engine.llamacpp import LlamaCppEngine
+
+        engine = LlamaCppEngine(model, threads=args.threads)
+        engine_line = f"Engine: llama.cpp ({engine.info.dtype})"
+        label = f"{label}, llama.cpp engine"
+    else:
+        import torch
+
+        from mmlsp.engine.local import LocalEngine
+
+        torch.set_num_threads(args.threads)
+        engine = LocalEngine(model, device=args.device, cache_dir=Path(cache_dir), dtype=args.dtype)
+        engine_line = f"Engine: torch ({engine.info.dtype})"
     engine.warm_up()
     settings = Settings(
         cache_dir=str(cache_dir),
@@ -365,11 +386,14 @@ def main(argv: list[str] | None = None) -> list[Row]:
         ["python", "bench/healing.py", *(argv if argv is not None else sys.argv[1:])]
     )
     template = host.template.name if host.template else "none (prefix only)"
+    machine = hardware(args.device, args.threads)
+    if args.engine == "llamacpp":
+        machine = machine.replace("torch thread", "llama.cpp thread")
     body = (
         f"### {label}\n\n"
         f"`{command}` — {len(holes)} holes ({inside} inside a word), seed {args.seed}; "
-        f"{dt.date.today().isoformat()}, {hardware(args.device, args.threads)}, shared; "
-        f"{minutes:.1f} min. FIM template: {template}; prefix/suffix window "
+        f"{dt.date.today().isoformat()}, {machine}, shared; "
+        f"{minutes:.1f} min. {engine_line}. FIM template: {template}; prefix/suffix window "
         f"{args.prefix_tokens}/{args.suffix_tokens} tokens.\n\n"
         f"{table(rows)}\n\n"
         f"Cursor not inside a word: healing on and off differ on {changed} of {outside} "
