@@ -452,3 +452,34 @@ def test_reuse_with_healing_equals_fresh(engine):
         assert kept.finish_reason == fresh.finish_reason
         reused += kept.reused_tokens
     assert reused > 0 and healed == 7
+
+
+def test_pipeline_heals_on_llama_cpp(engine):
+    """The completion pipeline on the llama.cpp engine: a FIM prompt that ends mid-word
+    is healed (the raw generation is the constrained greedy one, cut by the stops), and
+    with tokenHealing off it is the plain greedy one."""
+    import asyncio
+    import dataclasses
+
+    from mmlsp.complete import complete, heal_chars, prepare_prompt
+
+    doc = (
+        "import os\n\n\ndef size(path):\n    if os.path.exists(path):\n        retu\n    return 0\n"
+    )
+    offset = doc.index("retu") + 4
+    host = EngineHost(factory=lambda *_args: engine)
+    host.load(LoadSpec("loaded", "cpu", "auto", "unused"))
+    assert host.wait_ready(60).state == "ready"
+    settings = Settings(time_budget_ms=600_000)
+    assert settings.token_healing
+    ctx, prompt = prepare_prompt(doc, offset, settings, engine.count_tokens, host.template)
+    heal = heal_chars(prompt, ctx.prefix)
+    assert heal == 4
+    healed = reference_healed(engine, prompt, heal, settings.max_new_tokens)
+    unhealed = reference_healed(engine, prompt, 0, settings.max_new_tokens)
+    assert healed != unhealed  # the checks below would not tell them apart otherwise
+    on = asyncio.run(complete(doc, offset, settings, host, language="python"))
+    assert on.result is not None and on.result.text and healed.startswith(on.result.text)
+    off_settings = dataclasses.replace(settings, token_healing=False)
+    off = asyncio.run(complete(doc, offset, off_settings, host, language="python"))
+    assert off.result is not None and unhealed.startswith(off.result.text)
