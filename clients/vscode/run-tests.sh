@@ -163,6 +163,14 @@ def price_with_tax(price, rate):
 
 print(price_with_tax(10.0, 20))
 PYFILE
+  # Typing inside a word (token healing): the journey types `retu` in the body.
+  cat >"$ws/sizes.py" <<'PYFILE'
+import os
+
+
+def file_size(path):
+    """Return the size of the file at path, in bytes."""
+PYFILE
   # "Edit Selection with AI…" rewrites greet as the typed instruction says.
   cat >"$ws/greet.py" <<'PYFILE'
 def greet(name):

@@ -111,6 +111,36 @@ journey("open a file: the status bar shows the model loading, then ready", 42000
   return `status bar went ${seen.map((s) => JSON.stringify(s)).join(" -> ")}; ${t.done()}`;
 }).always = true;
 
+/** Waits for ghost text as a person does: VS Code asks by itself while one types; a
+ * person who sees nothing for a while asks explicitly (Alt+\, "Trigger Inline
+ * Suggestion"): every 15 s here. */
+async function ghostTextIn(page, editor, what) {
+  const ghost = editor.locator(".ghost-text-decoration, .ghost-text");
+  let triggers = 0;
+  let lastTrigger = Date.now();
+  const start = Date.now();
+  await waitFor(
+    what,
+    async () => {
+      if (await ghost.first().isVisible().catch(() => false)) return true;
+      await assertServerAlive(page);
+      if (Date.now() - lastTrigger > 15000) {
+        lastTrigger = Date.now();
+        triggers += 1;
+        log(`  no ghost text after ${((Date.now() - start) / 1000).toFixed(0)} s: Trigger Inline Suggestion`);
+        await runCommand(page, "Trigger Inline Suggestion");
+      }
+      return false;
+    },
+    120000,
+    250,
+  );
+  const seconds = (Date.now() - start) / 1000;
+  await sleep(300);
+  const text = (await ghost.allInnerTexts()).join("⏎").replace(/\u00a0/g, " ");
+  return { ghost, seconds, triggers, text };
+}
+
 journey("type a def, ghost text appears, Tab accepts it", 300000, async (page) => {
   const t = stepper();
   const editor = await openFromExplorer(page, "shop.py");
@@ -124,31 +154,11 @@ journey("type a def, ghost text appears, Tab accepts it", 300000, async (page) =
   await page.keyboard.type("def find_item(items, sku):", { delay: 60 });
   await page.keyboard.press("Enter");
   t.step("ghost text appears");
-  const ghost = editor.locator(".ghost-text-decoration, .ghost-text");
-  let triggers = 0;
-  let lastTrigger = Date.now();
-  const start = Date.now();
-  await waitFor(
+  const { ghost, seconds: firstSeconds, triggers, text: ghostText } = await ghostTextIn(
+    page,
+    editor,
     "ghost text after `def find_item(items, sku):` + Enter",
-    async () => {
-      if (await ghost.first().isVisible().catch(() => false)) return true;
-      await assertServerAlive(page);
-      // VS Code asks by itself while one types; a person who sees nothing for a while
-      // asks explicitly (Alt+\, "Trigger Inline Suggestion"): every 15 s here.
-      if (Date.now() - lastTrigger > 15000) {
-        lastTrigger = Date.now();
-        triggers += 1;
-        log(`  no ghost text after ${((Date.now() - start) / 1000).toFixed(0)} s: Trigger Inline Suggestion`);
-        await runCommand(page, "Trigger Inline Suggestion");
-      }
-      return false;
-    },
-    120000,
-    250,
   );
-  const firstSeconds = (Date.now() - start) / 1000;
-  await sleep(300);
-  const ghostText = (await ghost.allInnerTexts()).join("⏎").replace(/\u00a0/g, " ");
   await screenshot(page, "J03-ghost-text");
   t.step("Tab accepts it");
   await page.keyboard.press("Tab");
@@ -172,6 +182,40 @@ journey("type a def, ghost text appears, Tab accepts it", 300000, async (page) =
     `ghost text after ${firstSeconds.toFixed(1)} s (explicit triggers: ${triggers}): ${JSON.stringify(ghostText.slice(0, 100))}; ` +
     `Tab inserted ${JSON.stringify(body.trim().slice(0, 100))}; ${t.done()}`
   );
+});
+
+journey("typing inside a word: the ghost text finishes the word, Tab makes it whole", 300000, async (page) => {
+  // Token healing: the prompt ends inside `retu`; the suggestion must continue the
+  // word (`rn ...`), not repeat it or start another one.
+  const t = stepper();
+  const editor = await openFromExplorer(page, "sizes.py");
+  // To the end of the docstring's line, and a new line (indented by the editor).
+  await page.keyboard.press(`${MOD}+End`);
+  await page.keyboard.press("ArrowUp");
+  await page.keyboard.press("End");
+  await page.keyboard.press("Enter");
+  t.step("type `retu` in the function's body");
+  await page.keyboard.type("retu", { delay: 80 });
+  t.step("ghost text appears");
+  const { ghost, seconds, text: ghostText } = await ghostTextIn(page, editor, "ghost text after `retu`");
+  await screenshot(page, "J21-ghost-text-mid-word");
+  t.step("Tab accepts it");
+  await page.keyboard.press("Tab");
+  await waitFor("the ghost text gone after Tab", async () => !(await ghost.first().isVisible().catch(() => false)), 10000);
+  await save(page);
+  const line = await waitFor(
+    "the file saved with the word finished",
+    async () => {
+      const last = readFile("sizes.py").trimEnd().split("\n").pop();
+      return last.trim() !== "retu" && last.trim().startsWith("retu") ? last : false;
+    },
+    15000,
+  );
+  await screenshot(page, "J22-ghost-text-mid-word-accepted");
+  if (!/^\s+return\b/.test(line) || /retu\s*retu|returnreturn/.test(line)) {
+    throw new Error(`the word was not finished as \`return\`: ${JSON.stringify(line)}`);
+  }
+  return `ghost text after ${seconds.toFixed(1)} s: ${JSON.stringify(ghostText.slice(0, 80))}; the line: ${JSON.stringify(line.trim())}; ${t.done()}`;
 });
 
 journey("Quick Fix on a syntax error", 330000, async (page) => {
