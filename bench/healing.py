@@ -316,7 +316,9 @@ systems on the same holes and the same loaded model, greedy: the *plain model ca
 (the pipeline's own prompt, cut at the end of the line), the *pipeline with healing
 off*, and the *pipeline* as it ships (`tokenHealing` on). Exact match ignores trailing
 whitespace; edit similarity is 1 - Levenshtein distance / longer length. "ms (warm)":
-the pipeline's generation with the prompt's KV already cached (as while typing)."""
+the pipeline's generation with the prompt's KV already cached (as while typing).
+`--engine` picks the engine that runs the model (torch or the in-process llama.cpp
+engine); each block says which."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
