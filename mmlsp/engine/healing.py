@@ -18,7 +18,8 @@ applies the allowed ids to its logits. An engine adopts it with ``token_texts`` 
 (or ``TokenTexts`` over its own token bytes), ``heal`` on the prompt's ids, then, while
 ``constraint.done`` is False, one token a step (no drafts) picked by ``best_allowed``
 (or the same over a tensor, as ``decode.Run``), ``advance``, and ``visible`` on the
-decoded text before the caller's stops see it (``LocalEngine``, ``decode.Run``).
+decoded text before the caller's stops see it (``LocalEngine`` and ``decode.Run``;
+``LlamaCppEngine``, over llama.cpp's token pieces).
 """
 
 from __future__ import annotations
