@@ -94,10 +94,11 @@ def test_prompt_echo_and_empty_prose_are_recognised() -> None:
     )
     # The code itself may be quoted in an answer; only the instructions are an echo.
     assert chat.prose_problem("`return x` hands back the input as it is.", messages) is None
-    # A random-weight model's bytes: letters among replacement characters.
-    junk = "\ufffd\ufffd\ufffdW\ufffdixZixZixZixZ\ufffd\ufffd\ufffdK\ufffd\ufffd\ufffd\ufffdW"
-    assert chat.prose_problem(junk, messages) == "the model wrote unreadable text"
-    assert chat.prose_problem("It returns x (\ufffd is a stray byte).", messages) is None
+    # Replacement characters (a split character's bytes) are dropped; what is left counts.
+    assert chat.clean_markdown("\ufffd\ufffdIt returns\ufffd x.") == "It returns x."
+    assert chat.prose_problem(chat.clean_markdown("\ufffd\ufffd`x`\ufffd"), messages) == (
+        "the model gave no explanation"
+    )
 
 
 def test_a_vision_chat_echo_is_recognised_in_its_text_parts() -> None:

@@ -105,8 +105,9 @@ def reindent(code: str, indent: str) -> str:
 
 
 def clean_markdown(text: str) -> str:
-    """A Markdown answer without a preamble line, an outer ``markdown`` fence or excess blanks."""
-    text = text.strip()
+    """A Markdown answer without a preamble line, an outer ``markdown`` fence, excess
+    blanks or replacement characters (bytes of a split character: they say nothing)."""
+    text = text.replace("\ufffd", "").strip()
     whole = re.fullmatch(r"(?s)(`{3,})(?:markdown|md)?\s*\n(.*?)\n?\1", text)
     if whole:
         text = whole.group(2).strip()
@@ -168,8 +169,6 @@ def prose_problem(answer: str, messages: Messages) -> str | None:
     prose = _FENCE_BLOCK.sub("", answer)
     if not re.search(r"[^\W\d_]{2,}", prose):  # not one word outside code blocks
         return "the model gave no explanation"
-    if prose.count("\ufffd") > max(2, len(prose) // 20):  # bytes that decode to nothing
-        return "the model wrote unreadable text"
     if echoes_prompt(answer, messages):
         return "the model repeated the question instead of answering it"
     return None
