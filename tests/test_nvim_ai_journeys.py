@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -38,7 +37,14 @@ import pytest
 from tests.acceptance_nvim import NvimInTmux, Timings, have_tmux
 from tests.test_e2e_images import draw_mockup
 from tests.test_nvim import FINDERS, _find, _missing
-from tests.test_nvim_journeys import CLOSE_FLOATS, Journey, _message, _status_line
+from tests.test_nvim_journeys import (
+    CLOSE_FLOATS,
+    Journey,
+    _message,
+    close_journey,
+    journey_env,
+    wait_models_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -101,29 +107,11 @@ def journey(
     (work / "form.py").write_text(FORM, encoding="utf-8")
     (work / "pyproject.toml").write_text("[project]\nname = 'journey'\n", encoding="utf-8")
     draw_mockup(work / "docs" / "mockup.png")
-    xdg = tmp / "xdg"
-    cache = os.environ.get("MMLSP_CACHE_DIR") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmlsp"
-    )
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("NVIM", "VIMINIT", "NVIM_LISTEN_ADDRESS", "TMUX", "TMUX_PANE", "COLORTERM")
-    }
-    env.update(
-        TERM="xterm-256color",
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        XDG_CONFIG_HOME=str(xdg / "config"),
-        XDG_DATA_HOME=str(xdg / "data"),
-        XDG_STATE_HOME=str(xdg / "state"),
-        XDG_CACHE_HOME=str(xdg / "cache"),
-        MMLSP_CACHE_DIR=cache,
-        MMLSP_JOURNEY_PYTHON=sys.executable,
+    env = journey_env(
+        tmp,
         MMLSP_JOURNEY_MODEL=str(tiny_model_dir),
         MMLSP_JOURNEY_CHAT_MODEL=CHAT_MODEL,
         MMLSP_JOURNEY_VISION_MODEL=str(tiny_vlm_dir),
-        MMLSP_JOURNEY_LOG=str(tmp / "server.log"),
         MMLSP_JOURNEY_USER_PROGRESS="1",
     )
     nv = NvimInTmux(binary, work, env)
@@ -131,34 +119,10 @@ def journey(
     j = Journey(nv, version, work, timings)
     try:
         nv.wait_text(r"# return the sum", QUICK_TIMEOUT, "gen.py on screen")
-        start = time.monotonic()
-        last = {"line": None, "asked": 0.0}
-
-        def ready() -> bool:
-            # Read the status message before answering a hit-enter prompt: a long
-            # model path can make it wider than the echo area, and Enter clears it.
-            line = _status_line(nv.text())
-            nv.dismiss_prompt()
-            if line:
-                last["line"] = line
-                if re.search(r"state ready\b", line) and re.search(r"chat \S+ ready\b", line):
-                    return True
-                if "failed" in line:
-                    raise AssertionError(f"a model failed to load: {line}")
-            if time.monotonic() - last["asked"] > 3:
-                last["asked"] = time.monotonic()
-                nv.command("MmlspStatus")
-            return False
-
-        nv.wait_for("the models ready in :MmlspStatus", ready, READY_TIMEOUT, interval=0.5)
-        j.step("models ready", time.monotonic() - start, last["line"] or "")
+        wait_models_ready(j)
         yield j
     finally:
-        log = tmp / "server.log"
-        print(f"--- nvim {version}: the screen at the end ---\n{nv.text()}")
-        if log.is_file():
-            print("--- server log (tail) ---\n" + log.read_text(errors="replace")[-3000:])
-        nv.close()
+        close_journey(nv, tmp, version)
 
 
 def _bottom(nv: NvimInTmux) -> str:

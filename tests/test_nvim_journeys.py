@@ -32,6 +32,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,25 +161,12 @@ def _status_line(text: str) -> str | None:
     return None
 
 
-@pytest.fixture(scope="module", params=list(FINDERS))
-def journey(request, tmp_path_factory: pytest.TempPathFactory, timings: Timings):
-    """Neovim in tmux with shop.py open and both models loaded."""
-    version = request.param
-    if not have_tmux():
-        if os.environ.get("CI"):
-            pytest.fail("tmux is not installed (run clients/nvim/install-test-deps.sh)")
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    binary = _find(version)
-    if binary is None:
-        _missing(version)
-    tmp = tmp_path_factory.mktemp(f"journey-{version}")
-    work = tmp / "work"
-    work.mkdir()
-    (work / "shop.py").write_text(SHOP, encoding="utf-8")
-    (work / "broken.py").write_text(BROKEN, encoding="utf-8")
+def journey_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a journey's Neovim: the user's, isolated XDG folders under
+    ``tmp``, the real model cache, the server's log in ``tmp``, and ``extra``."""
     xdg = tmp / "xdg"
     # The server caches converted weights under XDG_CACHE_HOME, which is isolated
-    # below: point it at the real cache, so Gemma is converted once, not every run.
+    # below: point it at the real cache, so a model is converted once, not every run.
     cache = os.environ.get("MMLSP_CACHE_DIR") or str(
         Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmlsp"
     )
@@ -197,8 +185,68 @@ def journey(request, tmp_path_factory: pytest.TempPathFactory, timings: Timings)
         XDG_CACHE_HOME=str(xdg / "cache"),
         MMLSP_CACHE_DIR=cache,
         MMLSP_JOURNEY_PYTHON=sys.executable,
-        MMLSP_JOURNEY_CHAT_MODEL=CHAT_MODEL,
         MMLSP_JOURNEY_LOG=str(tmp / "server.log"),
+    )
+    env.update(extra)
+    return env
+
+
+def wait_models_ready(j: Journey) -> None:
+    """Ask :MmlspStatus, as a person does, until the models are ready (a step)."""
+    nv = j.nv
+    start = time.monotonic()
+    last: dict[str, Any] = {"line": None, "asked": 0.0}
+
+    def ready() -> bool:
+        # Read the status message before answering a hit-enter prompt: a long model
+        # path can make it wider than the echo area, and Enter clears it.
+        line = _status_line(nv.text())
+        nv.dismiss_prompt()
+        if line:
+            last["line"] = line
+            # (A plugin that does not show the chat model's state: the model's.)
+            chat_ready = "chat " not in line or re.search(r"chat \S+ ready\b", line)
+            if re.search(r"state ready\b", line) and chat_ready:
+                return True
+            if "failed" in line:
+                raise AssertionError(f"a model failed to load: {line}")
+        if time.monotonic() - last["asked"] > 3:
+            last["asked"] = time.monotonic()
+            nv.command("MmlspStatus")
+        return False
+
+    nv.wait_for("the models ready in :MmlspStatus", ready, READY_TIMEOUT, interval=0.5)
+    j.step("models ready", time.monotonic() - start, last["line"] or "")
+
+
+def close_journey(nv: NvimInTmux, tmp: Path, version: str) -> None:
+    """Print the last screen and the server log's tail (read when a journey failed)."""
+    log = tmp / "server.log"
+    print(f"--- nvim {version}: the screen at the end ---\n{nv.text()}")
+    if log.is_file():
+        print("--- server log (tail) ---\n" + log.read_text(errors="replace")[-3000:])
+    nv.close()
+
+
+@pytest.fixture(scope="module", params=list(FINDERS))
+def journey(request, tmp_path_factory: pytest.TempPathFactory, timings: Timings):
+    """Neovim in tmux with shop.py open and both models loaded."""
+    version = request.param
+    if not have_tmux():
+        if os.environ.get("CI"):
+            pytest.fail("tmux is not installed (run clients/nvim/install-test-deps.sh)")
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    binary = _find(version)
+    if binary is None:
+        _missing(version)
+    tmp = tmp_path_factory.mktemp(f"journey-{version}")
+    work = tmp / "work"
+    work.mkdir()
+    (work / "shop.py").write_text(SHOP, encoding="utf-8")
+    (work / "broken.py").write_text(BROKEN, encoding="utf-8")
+    env = journey_env(
+        tmp,
+        MMLSP_JOURNEY_CHAT_MODEL=CHAT_MODEL,
     )
     nv = NvimInTmux(binary, work, env)
     nv.start("shop.py")
@@ -209,34 +257,10 @@ def journey(request, tmp_path_factory: pytest.TempPathFactory, timings: Timings)
         j.step("editor open", time.monotonic() - start)
 
         # A person asks :MmlspStatus until both models are ready.
-        start = time.monotonic()
-        last = {"line": None, "asked": 0.0}
-
-        def ready() -> bool:
-            nv.dismiss_prompt()
-            line = _status_line(nv.text())
-            if line:
-                last["line"] = line
-                # (A plugin that does not show the chat model's state: the model's.)
-                chat_ready = "chat " not in line or re.search(r"chat \S+ ready\b", line)
-                if re.search(r"state ready\b", line) and chat_ready:
-                    return True
-                if "failed" in line:
-                    raise AssertionError(f"a model failed to load: {line}")
-            if time.monotonic() - last["asked"] > 3:
-                last["asked"] = time.monotonic()
-                nv.command("MmlspStatus")
-            return False
-
-        nv.wait_for("both models ready in :MmlspStatus", ready, READY_TIMEOUT, interval=0.5)
-        j.step("models ready", time.monotonic() - start, last["line"] or "")
+        wait_models_ready(j)
         yield j
     finally:
-        log = tmp / "server.log"
-        print(f"--- nvim {version}: the screen at the end ---\n{nv.text()}")
-        if log.is_file():
-            print("--- server log (tail) ---\n" + log.read_text(errors="replace")[-3000:])
-        nv.close()
+        close_journey(nv, tmp, version)
 
 
 def test_status_prints_the_state(journey: Journey) -> None:
