@@ -10,10 +10,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from lsprotocol import types
-from PIL import Image, ImageDraw
 from pytest_lsp import ClientServerConfig, client_capabilities
 
 from tests.lsp_helpers import open_doc, server_env, status, wait_for_state
+from tests.tiny_vlm import draw_mockup
 
 CODE = '''\
 def build_form():
@@ -24,16 +24,6 @@ def build_form():
 
 # outside: ../secret.png  fake: docs/fake.png  pipe: docs/pipe.png  missing: docs/none.png
 '''
-
-
-def draw_mockup(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.new("RGB", (160, 100), "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((10, 10, 150, 35), outline="black")
-    draw.text((14, 16), "Name", fill="black")
-    draw.rectangle((10, 60, 70, 85), fill="blue")
-    img.save(path, format="PNG" if path.suffix == ".png" else "JPEG")
 
 
 @asynccontextmanager

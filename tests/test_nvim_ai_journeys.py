@@ -35,7 +35,6 @@ from pathlib import Path
 import pytest
 
 from tests.acceptance_nvim import NvimInTmux, Timings, have_tmux
-from tests.test_e2e_images import draw_mockup
 from tests.test_nvim import FINDERS, _find, _missing
 from tests.test_nvim_journeys import (
     CLOSE_FLOATS,
@@ -45,6 +44,7 @@ from tests.test_nvim_journeys import (
     journey_env,
     wait_models_ready,
 )
+from tests.tiny_vlm import draw_mockup
 
 pytestmark = pytest.mark.slow
 

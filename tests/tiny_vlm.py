@@ -116,3 +116,17 @@ def build_tiny_vlm(out_dir: Path, seed: int = 0) -> Path:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
+
+
+def draw_mockup(path: Path) -> None:
+    """Draw the tests' form mockup (a field and a button), 160×100, as PNG or JPEG by
+    the file's suffix."""
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = Image.new("RGB", (160, 100), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((10, 10, 150, 35), outline="black")
+    draw.text((14, 16), "Name", fill="black")
+    draw.rectangle((10, 60, 70, 85), fill="blue")
+    img.save(path, format="PNG" if path.suffix == ".png" else "JPEG")

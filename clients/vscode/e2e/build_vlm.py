@@ -18,19 +18,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[3]  # the repository root
 sys.path.insert(0, str(ROOT))
 
-from tests.tiny_vlm import build_tiny_vlm  # noqa: E402
-
-
-def draw_mockup(path: Path) -> None:
-    from PIL import Image, ImageDraw
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    img = Image.new("RGB", (160, 100), "white")
-    draw = ImageDraw.Draw(img)
-    draw.rectangle((10, 10, 150, 35), outline="black")
-    draw.text((14, 16), "Name", fill="black")
-    draw.rectangle((10, 60, 70, 85), fill="blue")
-    img.save(path, format="PNG")
+from tests.tiny_vlm import build_tiny_vlm, draw_mockup  # noqa: E402
 
 
 def main() -> None:
