@@ -18,28 +18,8 @@ from mmlsp.config import BUILTIN_MODEL, Settings
 from mmlsp.engine import EngineHost, GenerationRequest, LoadSpec
 from mmlsp.engine.factory import choose_engine, is_gguf
 from mmlsp.prompt.fim import QWEN
+from tests.test_kv_reuse import SOURCE
 from tests.tiny_model import CHAT_TEMPLATE, write_tiny_gguf
-
-SOURCE = '''import os
-
-
-def walk(root):
-    """Yield every file below root."""
-    for name in sorted(os.listdir(root)):
-        path = os.path.join(root, name)
-        if os.path.isdir(path):
-            yield from walk(path)
-        else:
-            yield path
-
-
-def count(root):
-    total = 0
-    for path in walk(root):
-        total += 1
-    return total
-'''
-
 
 # -- the choice (pure) ------------------------------------------------------------------
 

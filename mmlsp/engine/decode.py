@@ -10,9 +10,11 @@ caller sees starts after it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from mmlsp.engine.base import FinishReason, GenerationRequest
+from mmlsp.engine.greedy import GreedyRun
 from mmlsp.engine.healing import Constraint
 from mmlsp.engine.kvcache import Reuse, crop
 from mmlsp.engine.lookup import accepted, continuation_draft, ngram_draft
@@ -30,7 +32,7 @@ PREVIOUS_TOKENS = 512
 PREFILL_CHUNK = 256
 
 
-class Run:
+class Run(GreedyRun):
     """One greedy generation: prefill, then decode token by token (or draft by draft).
 
     ``fed`` is exactly the tokens the cache holds, position by position, so the cache
@@ -62,15 +64,10 @@ class Run:
         # PREVIOUS_TOKENS, then from where the last draft began.
         self.previous = reuse.previous
         self.previous_at = max(0, len(self.previous) - PREVIOUS_TOKENS)
-        self.generated: list[int] = []
-        self.produced = 0  # generated tokens, the EOS included
+        self._start_taking()
         self.prefilled = 0
         self.drafted = 0
         self.accepted = 0
-        # Per generated token: its log-probability, and the text's length through it.
-        self.logprobs: list[float] = []
-        self.ends: list[int] = []
-        self.pending_logprobs: list[float] = []
 
     def _feed(self, tokens: list[int], keep: int) -> Any:
         # One token after some: a fresh cache's first step would only compile again.
@@ -130,11 +127,6 @@ class Run:
         self.pending_logprobs = (best - torch.logsumexp(rows, dim=-1)).tolist()
         return self._argmax(rows, dim=-1).tolist()
 
-    @property
-    def healing(self) -> bool:
-        """Whether the healed text is still being spelled (token by token, no drafts)."""
-        return self.constraint is not None and not self.constraint.done
-
     def _step(self) -> list[int]:
         """Feed the newest token (plus a draft); the greedy tokens that follow."""
         last = self.generated[-1]
@@ -151,31 +143,14 @@ class Run:
             crop(self.cache, len(self.fed))
         return greedy[: ok + 1]
 
+    def _eos_ids(self) -> Collection[int]:
+        return self.engine.eos_ids
+
+    def _detokenize(self, ids: list[int]) -> str:
+        return self.engine.tokenizer.decode(ids, skip_special_tokens=True)
+
     def decode(self) -> tuple[str, FinishReason]:
-        request, engine = self.request, self.engine
         logits = self._prefill()
         if logits is None:
-            return "", request.interrupted() or "cancelled"
-        pending = self._greedy(logits)
-        text = ""
-        constraint = self.constraint
-        while True:
-            for token, logprob in zip(pending, self.pending_logprobs, strict=False):
-                self.produced += 1
-                if token in engine.eos_ids:
-                    return text, "eos"
-                self.generated.append(token)
-                text = engine.tokenizer.decode(self.generated, skip_special_tokens=True)
-                if constraint is not None:
-                    constraint.advance(token)
-                    text = constraint.visible(text)
-                self.logprobs.append(logprob)
-                self.ends.append(len(text))
-                if not self.healing and (cut := request.stop_at(text)) is not None:
-                    return text[:cut], "stop"
-                healed = constraint.steps if constraint is not None else 0
-                if len(self.generated) - healed >= request.max_new_tokens:
-                    return text, "length"
-                if (reason := request.interrupted()) is not None:
-                    return text, reason
-            pending = self._step()
+            return "", self.request.interrupted() or "cancelled"
+        return self.take(self._greedy(logits))

@@ -46,6 +46,7 @@ from mmlsp.engine.base import (
     GenerationRequest,
     GenerationResult,
 )
+from mmlsp.engine.greedy import GreedyRun
 from mmlsp.engine.healing import Constraint, TokenTexts, best_allowed, heal
 from mmlsp.engine.kvcache import common_prefix
 from mmlsp.engine.loading import Progress, resolve
@@ -525,7 +526,7 @@ def _file_type(model: Any) -> str:
     return parts[2] if len(parts) == 3 else "gguf"
 
 
-class _Run:
+class _Run(GreedyRun):
     """One greedy generation on a sequence: prefill what it lacks, then decode token by
     token, or draft by draft where a draft was verified. The sequence's tokens stay
     exactly what its KV holds, however the run ends."""
@@ -546,13 +547,7 @@ class _Run:
         self.sequence = sequence
         self.previous = previous
         self.previous_at = max(0, len(previous) - PREVIOUS_TOKENS)
-        self.generated: list[int] = []
-        # Each generated token's log-probability and the text's length through it (for
-        # the acceptance gate's confidence); those of the tokens about to be taken.
-        self.logprobs: list[float] = []
-        self.ends: list[int] = []
-        self.pending_logprobs: list[float] = []
-        self.produced = 0
+        self._start_taking()
         self.prefilled = 0
         self.drafted = 0
         self.accepted = 0
@@ -589,15 +584,6 @@ class _Run:
             return ngram_draft([*fed, last], min(request.prompt_lookup, budget))
         return []
 
-    @property
-    def healing(self) -> bool:
-        """Whether the healed text is still being spelled (token by token, no drafts)."""
-        return self.constraint is not None and not self.constraint.done
-
-    def _counted(self) -> int:
-        """Generated tokens that count against ``max_new_tokens``: not the healed ones."""
-        return len(self.generated) - (self.constraint.steps if self.constraint else 0)
-
     def _step(self) -> list[int]:
         last = self.generated[-1]
         if self.healing:
@@ -621,32 +607,14 @@ class _Run:
         greedy, self.pending_logprobs = self.engine._feed(self.sequence, [last], 1, self.constraint)
         return greedy
 
+    def _eos_ids(self) -> Collection[int]:
+        return self.engine.eos_ids
+
+    def _detokenize(self, ids: list[int]) -> str:
+        return self.engine.detokenize(ids)
+
     def decode(self) -> tuple[str, FinishReason]:
-        request, engine, constraint = self.request, self.engine, self.constraint
         first = self._prefill()
         if first is None:
-            return "", request.interrupted() or "cancelled"
-        pending = [first]
-        text = ""
-        while True:
-            for token, logprob in zip(pending, self.pending_logprobs, strict=False):
-                self.produced += 1
-                if token in engine.eos_ids:
-                    return text, "eos"
-                self.generated.append(token)
-                text = engine.detokenize(self.generated)
-                if constraint is not None:
-                    # The answer starts at the cursor: "" while the healed text is
-                    # spelled, so its tokens' ends are 0 and their log-probabilities
-                    # are no part of the suggestion's confidence.
-                    constraint.advance(token)
-                    text = constraint.visible(text)
-                self.logprobs.append(logprob)
-                self.ends.append(len(text))
-                if not self.healing and (cut := request.stop_at(text)) is not None:
-                    return text[:cut], "stop"
-                if self._counted() >= request.max_new_tokens:
-                    return text, "length"
-                if (reason := request.interrupted()) is not None:
-                    return text, reason
-            pending = self._step()
+            return "", self.request.interrupted() or "cancelled"
+        return self.take([first])
