@@ -199,7 +199,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def run(args: argparse.Namespace, cases: list[Case]) -> list[Row]:
+async def run(args: argparse.Namespace, cases: list[Case]) -> tuple[list[Row], str]:
+    """Both systems on every case; the rows, and the engine that ran the model."""
     cache = Path(default_cache_dir())
     model, _label = bench_model(args.model)
     host = EngineHost()
@@ -221,7 +222,7 @@ async def run(args: argparse.Namespace, cases: list[Case]) -> list[Row]:
             )
     finally:
         await session.__aexit__(None, None, None)
-    return rows
+    return rows, status.backend
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     cases = [c for task in ids if (c := comment_case(problems[task])) is not None]
     cases = cases[: args.limit or len(cases)]
     started = time.monotonic()
-    rows = asyncio.run(run(args, cases))
+    rows, engine = asyncio.run(run(args, cases))
     with ThreadPoolExecutor(max_workers=2) as pool:
 
         def check(row: Row) -> None:
@@ -244,9 +245,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
     minutes = (time.monotonic() - started) / 60
     import torch
 
+    threads = torch.get_num_threads()
+    machine = hardware(args.device, threads)
+    if engine == "llamacpp":  # the llama.cpp engine's threads, not torch's
+        machine = machine.replace(f"{threads} torch thread(s)", "llama.cpp engine")
     body = (
         f"### {args.model}\n\n{len(cases)} problems (seeded shuffle, seed {args.seed}), "
-        f"{hardware(args.device, torch.get_num_threads())}, {minutes:.0f} min in all."
+        f"{machine}, {minutes:.0f} min in all."
         f"\n\n{table(rows)}"
     )
     print(body)
