@@ -27,20 +27,20 @@ with the server's message.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance_nvim import NvimInTmux, Timings, have_tmux
-from tests.test_nvim import FINDERS, _find, _missing
+from tests.acceptance_nvim import NvimInTmux, Timings
+from tests.test_nvim import FINDERS
 from tests.test_nvim_journeys import (
     CLOSE_FLOATS,
     Journey,
     _message,
     close_journey,
+    journey_binary,
     journey_env,
     wait_models_ready,
 )
@@ -92,13 +92,7 @@ def journey(
 ):
     """Neovim in tmux with the chat model and the vision model loaded."""
     version = request.param
-    if not have_tmux():
-        if os.environ.get("CI"):
-            pytest.fail("tmux is not installed (run clients/nvim/install-test-deps.sh)")
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    binary = _find(version)
-    if binary is None:
-        _missing(version)
+    binary = journey_binary(version)
     tmp = tmp_path_factory.mktemp(f"ai-journey-{version}")
     work = tmp / "work"
     work.mkdir()

@@ -161,6 +161,19 @@ def _status_line(text: str) -> str | None:
     return None
 
 
+def journey_binary(version: str) -> str:
+    """The Neovim ``version`` to drive in tmux; skips (fails on CI) without either."""
+    if not have_tmux():
+        if os.environ.get("CI"):
+            pytest.fail("tmux is not installed (run clients/nvim/install-test-deps.sh)")
+        pytest.skip("tmux is not installed (apt-get install tmux)")
+    binary = _find(version)
+    if binary is None:
+        _missing(version)
+    assert binary is not None
+    return binary
+
+
 def journey_env(tmp: Path, **extra: str) -> dict[str, str]:
     """The environment of a journey's Neovim: the user's, isolated XDG folders under
     ``tmp``, the real model cache, the server's log in ``tmp``, and ``extra``."""
@@ -232,13 +245,7 @@ def close_journey(nv: NvimInTmux, tmp: Path, version: str) -> None:
 def journey(request, tmp_path_factory: pytest.TempPathFactory, timings: Timings):
     """Neovim in tmux with shop.py open and both models loaded."""
     version = request.param
-    if not have_tmux():
-        if os.environ.get("CI"):
-            pytest.fail("tmux is not installed (run clients/nvim/install-test-deps.sh)")
-        pytest.skip("tmux is not installed (apt-get install tmux)")
-    binary = _find(version)
-    if binary is None:
-        _missing(version)
+    binary = journey_binary(version)
     tmp = tmp_path_factory.mktemp(f"journey-{version}")
     work = tmp / "work"
     work.mkdir()
